@@ -1,0 +1,88 @@
+package bff
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Client is an OAuth client: a mobile app (public) or a backend (confidential).
+type Client struct {
+	ID         string
+	Name       string
+	Public     bool
+	SecretHash []byte // SHA-256 of the server-generated secret; nil for public clients
+	GrantTypes []string
+	Scopes     []string
+	// TokenType is the format the client gets when nothing else decides.
+	TokenType TokenFormat
+	// JWTRolloutPercent is the share of users (0–100, sticky per user) who get JWTs.
+	JWTRolloutPercent int
+	// JWTEnabled is the kill switch: when false the client gets Bearer tokens
+	// whatever it asks for (restricted clients excepted).
+	JWTEnabled bool
+	// Restricted clients always get JWTs with is_restricted: true.
+	Restricted bool
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// KnownGrantTypes are the grant types a client may be allowed.
+var KnownGrantTypes = []string{GrantPassword, GrantRefreshToken, GrantClientCredentials, GrantTokenExchange}
+
+// HasGrant reports whether the client may use grant type g.
+func (c Client) HasGrant(g string) bool { return slices.Contains(c.GrantTypes, g) }
+
+// HasScope reports whether the client may request scope s.
+func (c Client) HasScope(s string) bool { return slices.Contains(c.Scopes, s) }
+
+// Validate checks the fields an operator sets.
+func (c Client) Validate() error {
+	switch {
+	case c.ID == "" || len(c.ID) > 100:
+		return fmt.Errorf("%w: client_id must be 1–100 characters", ErrInvalidInput)
+	case !validIdentifier(c.ID):
+		return fmt.Errorf("%w: client_id may hold only letters, digits, '-', '_' and '.'", ErrInvalidInput)
+	case len(c.Name) > 200:
+		return fmt.Errorf("%w: name must be at most 200 characters", ErrInvalidInput)
+	case !c.TokenType.Valid():
+		return fmt.Errorf("%w: token_type must be \"bearer\" or \"jwt\"", ErrInvalidInput)
+	case c.JWTRolloutPercent < 0 || c.JWTRolloutPercent > 100:
+		return fmt.Errorf("%w: jwt_rollout_percent must be between 0 and 100", ErrInvalidInput)
+	case len(c.GrantTypes) == 0:
+		return fmt.Errorf("%w: grant_types must not be empty", ErrInvalidInput)
+	}
+	for _, g := range c.GrantTypes {
+		if !slices.Contains(KnownGrantTypes, g) {
+			return fmt.Errorf("%w: unknown grant type %q", ErrInvalidInput, g)
+		}
+	}
+	if c.Public && c.HasGrant(GrantClientCredentials) {
+		return fmt.Errorf("%w: a public client cannot use client_credentials", ErrInvalidInput)
+	}
+	for _, s := range c.Scopes {
+		if s == "" || len(s) > 100 || !validScope(s) {
+			return fmt.Errorf("%w: invalid scope %q", ErrInvalidInput, s)
+		}
+	}
+	return nil
+}
+
+func validIdentifier(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// validScope follows RFC 6749 §3.3: printable ASCII except space, '"' and '\'.
+func validScope(s string) bool {
+	for _, r := range s {
+		if r < 0x21 || r > 0x7e || r == '"' || r == '\\' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+)
+
+// artifactsDir keeps what the browser test saw (screenshots), for CI to
+// archive; it is git-ignored.
+const artifactsDir = "testdata/artifacts"
+
+// chromium finds Debian's Chromium (or $BFF_CHROMIUM). Without one the
+// browser test skips, except in CI where .ci/run installs it: there it fails.
+func chromium(t *testing.T) string {
+	t.Helper()
+	candidates := []string{os.Getenv("BFF_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"}
+	for _, c := range candidates {
+		if c == "" {
+			continue
+		}
+		if p, err := exec.LookPath(c); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("no Chromium found: .ci/run installs Debian's chromium package; the browser test must run in CI")
+	}
+	t.Skip("no Chromium found (apt-get install chromium, or set BFF_CHROMIUM)")
+	return ""
+}
+
+// newBrowser starts a headless Chromium with a fresh profile and no
+// background traffic (the machines are offline).
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 1800),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil { // start the browser now, to fail here if it cannot
+		t.Fatalf("start Chromium: %v", err)
+	}
+	return ctx
+}
+
+// hs256Token is a JWT signed with a shared secret: refused as
+// non_asymmetric_token before anything in it is read.
+func hs256Token() string {
+	enc := base64.RawURLEncoding.EncodeToString
+	return enc([]byte(`{"alg":"HS256","typ":"at+jwt"}`)) + "." + enc([]byte(`{"sub":"1","client_id":"app"}`)) + "." + enc([]byte("sig"))
+}
+
+// TestE2EDashboardBrowser drives the dashboard in Chromium: sign in with
+// the admin token, see the numbers this test generated, change a client's
+// rollout percentage through the page, and find it stored. A screenshot is
+// saved as a test artifact.
+func TestE2EDashboardBrowser(t *testing.T) {
+	t.Parallel()
+	chromium(t)
+	for _, b := range backends(t) {
+		// One browser at a time: the machines are small.
+		t.Run(b.name, func(t *testing.T) {
+			s := start(t, baseEnv(b.env, map[string]string{"BFF_COOKIE_SECURE": "false"}))
+			s.createExchangeClient("app", map[string]any{"name": "Mobile app", "jwt_rollout_percent": 10})
+			s.createUser("hana")
+
+			// The numbers: 2 Bearer and 1 JWT sign-ins, 1 exchange; 2 good
+			// presentations, 1 revoked token, 1 forged HS256, 1 garbage.
+			b1 := s.login("app", "hana", "token_type", "bearer")
+			s.login("app", "hana", "token_type", "bearer")
+			s.login("app", "hana", "token_type", "jwt")
+			if r := s.exchange("app", b1["access_token"].(string)); r.status != 200 {
+				t.Fatalf("exchange: %d %s", r.status, r.body)
+			}
+			revoked := s.login("app", "hana", "token_type", "jwt")["access_token"].(string)
+			s.postForm("/oauth2/revoke", url.Values{"client_id": {"app"}, "token": {revoked}})
+			for tok, want := range map[string]int{b1["access_token"].(string): 200, revoked: 401, hs256Token(): 401, "garbage": 401} {
+				if got := s.meStatus(tok); got != want {
+					t.Fatalf("/api/me: %d, want %d", got, want)
+				}
+			}
+			if got := s.meStatus(b1["access_token"].(string)); got != 200 {
+				t.Fatalf("/api/me: %d", got)
+			}
+
+			ctx := newBrowser(t)
+			app := `section[data-client="app"] `
+			must := func(what string, err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatalf("browser: %s: %v", what, err)
+				}
+			}
+			text := func(sel string) string {
+				t.Helper()
+				v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+				must(sel, err)
+				return strings.TrimSpace(v)
+			}
+
+			must("sign in", chromedp.Do(ctx,
+				chromedp.Navigate(s.admin+"/admin/dashboard"),
+				chromedp.WaitVisible(chromedp.ID("admin_token")), // sent to sign in
+				chromedp.SendKeys(chromedp.ID("admin_token"), e2eAdminToken),
+				chromedp.Click(chromedp.ID("signin")),
+				chromedp.WaitVisible(chromedp.CSS(app+`form[data-form="rollout"]`)),
+			))
+			// JWT: 1 sign-in + 1 exchange + the revoked one; Bearer: 2.
+			for sel, want := range map[string]string{
+				app + `[data-stat="issued-jwt"]`:                                   "3",
+				app + `[data-stat="issued-bearer"]`:                                "2",
+				app + `[data-stat="issued-jwt-share"]`:                             "60.0%",
+				app + `[data-stat="active-jwt"]`:                                   "2",
+				app + `tr[data-code="token_revoked"] td.num`:                       "1",
+				`#client-unidentified tr[data-code="non_asymmetric_token"] td.num`: "1",
+				`#client-unidentified tr[data-code="invalid_token"] td.num`:        "1",
+			} {
+				if got := text(sel); got != want {
+					t.Errorf("dashboard shows %q at %s, want %s", got, sel, want)
+				}
+			}
+			bars, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](
+				`Array.from(document.querySelectorAll('section[data-client="app"] svg.chart rect')).map(r => r.getAttribute('class'))`))
+			must("chart", err)
+			if !strings.Contains(strings.Join(bars, " "), "jwt") || !strings.Contains(strings.Join(bars, " "), "bearer") {
+				t.Errorf("the chart has no JWT and Bearer bars: %v", bars)
+			}
+			cookieJS, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.cookie`))
+			must("document.cookie", err)
+			if cookieJS != "" {
+				t.Errorf("the session cookie is readable by scripts: %q", cookieJS)
+			}
+			cookies, err := chromedp.Call(ctx, network.GetCookies, network.GetCookiesParams{})
+			must("cookies", err)
+			var session *network.Cookie
+			for _, c := range cookies.Cookies {
+				if c.Name == "bff_admin_session" {
+					session = c
+				}
+			}
+			if session == nil || !session.HTTPOnly || session.SameSite != network.CookieSameSiteStrict || session.Path != "/admin" {
+				t.Errorf("session cookie: %+v", session)
+			}
+
+			// Change the rollout through the page.
+			percent := chromedp.CSS(app + `form[data-form="rollout"] input[name="jwt_rollout_percent"]`)
+			must("save", chromedp.Do(ctx,
+				chromedp.SetValue(percent, "35"),
+				chromedp.Click(chromedp.CSS(app+`form[data-form="rollout"] button[data-action="save"]`)),
+				chromedp.WaitVisible(chromedp.ID("flash-updated")),
+			))
+			if flash := text("#flash-updated"); !strings.Contains(flash, "app") {
+				t.Errorf("confirmation: %q", flash)
+			}
+			shown, err := chromedp.Run(ctx, chromedp.Value(percent))
+			must("percent", err)
+			if shown != "35" {
+				t.Errorf("the form shows %q after saving, want 35", shown)
+			}
+			stored := s.mustAdmin("GET", "/admin/clients/app", nil, http.StatusOK)
+			if stored["jwt_rollout_percent"] != float64(35) {
+				t.Errorf("stored jwt_rollout_percent = %v, want 35", stored["jwt_rollout_percent"])
+			}
+
+			png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+			must("screenshot", err)
+			if err := os.MkdirAll(artifactsDir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			path, _ := filepath.Abs(filepath.Join(artifactsDir, "dashboard-"+b.name+".png"))
+			if err := os.WriteFile(path, png, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("screenshot: %s", path)
+		})
+	}
+}

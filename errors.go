@@ -1,0 +1,52 @@
+package bff
+
+import "errors"
+
+// Sentinel errors shared by every layer. They are wrapped with context on the
+// way up and matched with errors.Is in one place per HTTP surface.
+var (
+	// ErrNotFound means the record does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict means a unique value (client id, username, email…) is taken.
+	ErrConflict = errors.New("conflict")
+	// ErrInvalidInput means a caller-supplied value is malformed.
+	ErrInvalidInput = errors.New("invalid input")
+	// ErrUnavailable means the store could not be reached or failed; the
+	// operation had no effect and may be retried.
+	ErrUnavailable = errors.New("store unavailable")
+
+	// ErrAccountDisabled means the user behind a token or credential is disabled.
+	ErrAccountDisabled = errors.New("user account is disabled")
+	// ErrInvalidToken means a presented token cannot be trusted: unparseable,
+	// bad signature, unknown kid or client, wrong iss/aud/typ, or unknown.
+	ErrInvalidToken = errors.New("invalid token")
+	// ErrNonAsymmetricToken means a JWT names an HS* (or no) algorithm.
+	ErrNonAsymmetricToken = errors.New("only asymmetric jwt are supported")
+	// ErrTokenExpired means the token was valid but its lifetime is over.
+	ErrTokenExpired = errors.New("token expired")
+	// ErrTokenRevoked means the token, or its family, was revoked.
+	ErrTokenRevoked = errors.New("token revoked")
+	// ErrNotSupportedToken means a valid token may not be used this way: it
+	// acts for no user (client credentials) where a user is needed, or — at
+	// the session exchange — its family did not begin with a user signing in.
+	ErrNotSupportedToken = errors.New("token not supported for this exchange")
+	// ErrNoCredential means the request carried no token at all.
+	ErrNoCredential = errors.New("no credential presented")
+	// ErrTooManyAttempts means login attempts are throttled.
+	ErrTooManyAttempts = errors.New("too many failed attempts")
+	// ErrProviderUnavailable means a social sign-in provider (Google,
+	// Facebook, Apple) could not be asked: unreachable, too slow, or
+	// answering with a server error. The provider token was not judged.
+	ErrProviderUnavailable = errors.New("identity provider unavailable")
+)
+
+// ThrottledError carries how long a throttled caller must wait. It matches
+// ErrTooManyAttempts with errors.Is.
+type ThrottledError struct {
+	RetryAfterSeconds int
+}
+
+func (e *ThrottledError) Error() string { return ErrTooManyAttempts.Error() }
+
+// Is makes errors.Is(err, ErrTooManyAttempts) true.
+func (e *ThrottledError) Is(target error) bool { return target == ErrTooManyAttempts }

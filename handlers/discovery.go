@@ -1,0 +1,86 @@
+package handlers
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/openedx/mobile-auth-bff/oauth"
+)
+
+// handleJWKS publishes the verification keys. Caches may keep them five
+// minutes: the next key is published a whole rotation ahead of use.
+func handleJWKS(keys *oauth.KeyManager) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Response().Header().Set("Cache-Control", "public, max-age=300")
+		return c.JSON(http.StatusOK, keys.JWKS())
+	}
+}
+
+// Metadata is the RFC 8414 authorization server metadata.
+type Metadata struct {
+	Issuer                           string   `json:"issuer"`
+	TokenEndpoint                    string   `json:"token_endpoint"`
+	IntrospectionEndpoint            string   `json:"introspection_endpoint"`
+	RevocationEndpoint               string   `json:"revocation_endpoint"`
+	JWKSURI                          string   `json:"jwks_uri"`
+	GrantTypesSupported              []string `json:"grant_types_supported"`
+	ResponseTypesSupported           []string `json:"response_types_supported"`
+	TokenEndpointAuthMethods         []string `json:"token_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthMethods []string `json:"introspection_endpoint_auth_methods_supported"`
+	RevocationEndpointAuthMethods    []string `json:"revocation_endpoint_auth_methods_supported"`
+	AccessTokenSigningAlgValues      []string `json:"access_token_signing_alg_values_supported"`
+	ServiceDocumentation             string   `json:"service_documentation,omitempty"`
+}
+
+func newMetadata(issuer string) Metadata {
+	base := strings.TrimRight(issuer, "/")
+	algs := make([]string, len(oauth.Algorithms))
+	for i, a := range oauth.Algorithms {
+		algs[i] = string(a)
+	}
+	return Metadata{
+		Issuer:                           issuer,
+		TokenEndpoint:                    base + "/oauth2/access_token",
+		IntrospectionEndpoint:            base + "/oauth2/introspect",
+		RevocationEndpoint:               base + "/oauth2/revoke",
+		JWKSURI:                          base + "/.well-known/jwks.json",
+		GrantTypesSupported:              slices.Clone(oauth.SupportedGrantTypes),
+		ResponseTypesSupported:           []string{}, // no authorization endpoint
+		TokenEndpointAuthMethods:         []string{"client_secret_basic", "client_secret_post", "none"},
+		IntrospectionEndpointAuthMethods: []string{"client_secret_basic", "client_secret_post"},
+		RevocationEndpointAuthMethods:    []string{"client_secret_basic", "client_secret_post", "none"},
+		AccessTokenSigningAlgValues:      algs,
+	}
+}
+
+func handleMetadata(issuer string) echo.HandlerFunc {
+	md := newMetadata(issuer)
+	return func(c echo.Context) error {
+		c.Response().Header().Set("Cache-Control", "public, max-age=3600")
+		return c.JSON(http.StatusOK, md)
+	}
+}
+
+// handleHealthz says the process is up.
+func handleHealthz() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	}
+}
+
+// handleReadyz says whether the store answers within two seconds.
+func handleReadyz(p Pinger) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+		defer cancel()
+		if err := p.Ping(ctx); err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+	}
+}

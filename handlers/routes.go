@@ -1,0 +1,71 @@
+package handlers
+
+import (
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// publicRoutes lists every route of the public listener (BFF_ADDR).
+// openapi.yaml describes the same routes; a test keeps them in step.
+func publicRoutes(e *echo.Echo, d Deps) {
+	token := handleToken(d.OAuth, d.Metrics)
+	e.POST("/oauth2/access_token", token)
+	e.POST("/oauth2/token", token)
+	e.POST("/oauth2/introspect", handleIntrospect(d.OAuth))
+	e.POST("/oauth2/revoke", handleRevoke(d.OAuth))
+	social := handleSocialExchange(d.OAuth, d.Metrics)
+	e.POST("/oauth2/exchange_access_token/:backend/", social)
+	e.POST("/oauth2/exchange_access_token/:backend", social)
+
+	login := handleLogin(d.OAuth, d.CookieSecure, d.Metrics)
+	e.POST("/oauth2/login", login)
+	e.POST("/oauth2/login/", login)
+	e.POST("/oauth2/logout", handleLogout(d.OAuth, d.CookieSecure))
+
+	e.GET("/api/me", handleMe(d.OAuth.Validator(), d.Metrics))
+	// Every method, so that whatever the allowlist does not name is a 404
+	// like any other path it does not name.
+	e.Any(brokerPrefix+"/*", handleBroker(d.Broker, d.OAuth.Validator(), d.Metrics))
+
+	e.GET("/.well-known/jwks.json", handleJWKS(d.OAuth.Keys()))
+	e.GET("/.well-known/oauth-authorization-server", handleMetadata(d.Issuer))
+
+	e.GET("/healthz", handleHealthz())
+	e.GET("/readyz", handleReadyz(d.Store))
+}
+
+// adminRoutes lists every route of the admin listener (BFF_ADMIN_ADDR).
+func adminRoutes(e *echo.Echo, d Deps) {
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Metrics.Registry, promhttp.HandlerOpts{})))
+
+	// Every /admin route requires the admin token or a dashboard session,
+	// except the sign-in page that opens one. (Per route, not as group
+	// middleware: Echo would add catch-all routes that turn 405s into 404s.)
+	sessions := newAdminSessions(d.AdminToken, d.AdminSessionKey, d.CookieSecure)
+	auth, page := adminAuth(sessions), adminPage(sessions)
+	a := e.Group("/admin")
+	a.POST("/clients", handleCreateClient(d.Admin), auth)
+	a.GET("/clients", handleListClients(d.Admin), auth)
+	a.GET("/clients/:id", handleGetClient(d.Admin), auth)
+	a.PATCH("/clients/:id", handleUpdateClient(d.Admin), auth)
+	a.DELETE("/clients/:id", handleDeleteClient(d.Admin), auth)
+
+	a.POST("/users", handleCreateUser(d.Admin), auth)
+	a.GET("/users/:id", handleGetUser(d.Admin), auth)
+	a.POST("/users/:id/disable", handleDisableUser(d.Admin), auth)
+	a.POST("/users/:id/enable", handleEnableUser(d.Admin), auth)
+	a.POST("/users/:id/password", handleSetPassword(d.Admin), auth)
+	a.POST("/users/:id/identities", handleLinkIdentity(d.Admin), auth)
+	a.GET("/users/:id/identities", handleListIdentities(d.Admin), auth)
+	a.DELETE("/users/:id/identities/:provider/:subject", handleUnlinkIdentity(d.Admin), auth)
+
+	a.GET("/keys", handleListKeys(d.Admin), auth)
+	a.POST("/keys/rotate", handleRotateKeys(d.Admin), auth)
+
+	a.GET("/migration", handleMigration(d.Admin, d.Metrics), auth)
+	a.GET("/dashboard", handleDashboard(d.Admin, d.Metrics, sessions), page)
+	a.POST("/dashboard/clients/:id", handleDashboardUpdate(d.Admin, d.Metrics, sessions), page)
+	a.GET("/signin", handleSignInPage(sessions))
+	a.POST("/signin", handleSignIn(sessions))
+	a.POST("/signout", handleSignOut(sessions), page)
+}

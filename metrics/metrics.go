@@ -1,0 +1,153 @@
+// Package metrics holds the Prometheus collectors of the service, in a
+// registry of its own per process (so that tests can run several servers).
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	bff "github.com/openedx/mobile-auth-bff"
+)
+
+// Metrics is the set of collectors.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	HTTPRequests *prometheus.CounterVec
+	HTTPDuration *prometheus.HistogramVec
+	// TokensIssued counts access tokens by client, format and grant.
+	TokensIssued *prometheus.CounterVec
+	// TokensPresented counts presented tokens by endpoint, format, result
+	// and error code.
+	TokensPresented *prometheus.CounterVec
+	// SocialVerifications counts verifications of Google, Facebook and
+	// Apple tokens by backend and result (ok, rejected, unavailable, cached).
+	SocialVerifications *prometheus.CounterVec
+	// SocialAudienceChecked is, per enabled social backend, 1 when it
+	// accepts only tokens issued to the platform's own apps and 0 when it
+	// accepts tokens of any app (Google or Facebook without their app
+	// configuration): alert on 0 in production.
+	SocialAudienceChecked *prometheus.GaugeVec
+	// BrokerRequests counts the payment broker's answers by route pattern,
+	// status and source (upstream, replay, broker).
+	BrokerRequests *prometheus.CounterVec
+	// BrokerUpstream counts calls to the payment service (each attempt) by
+	// route pattern and result (status code, error, timeout, circuit_open).
+	BrokerUpstream *prometheus.CounterVec
+	// BrokerUpstreamDuration is the payment service's latency per attempt,
+	// until its response headers.
+	BrokerUpstreamDuration *prometheus.HistogramVec
+	// BrokerCircuitState is the payment service's circuit: 0 closed,
+	// 1 half-open, 2 open.
+	BrokerCircuitState prometheus.Gauge
+	// BrokerJWTs counts the upstream JWTs used, by whether they came from
+	// the cache or were minted.
+	BrokerJWTs *prometheus.CounterVec
+	// UsageDropped counts token events left out of the usage statistics
+	// because the buffer was full (the store failing for long).
+	UsageDropped prometheus.Counter
+	// UsageFlushFailures counts flushes of the usage statistics that the
+	// store refused; their counts are retried.
+	UsageFlushFailures prometheus.Counter
+	// Usage aggregates the issued and presented tokens per client and hour
+	// for the store (the migration views); nil records nothing there.
+	Usage *Usage
+	// ChangeFeedUp is 1 while the PostgreSQL change feed (LISTEN) is up,
+	// that is while caches are used.
+	ChangeFeedUp prometheus.Gauge
+}
+
+// New registers the collectors in a fresh registry.
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bff_http_requests_total",
+			Help: "HTTP requests by listener, route, method and status.",
+		}, []string{"listener", "route", "method", "status"}),
+		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "bff_http_request_duration_seconds",
+			Help:    "HTTP request latency by listener and route.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"listener", "route"}),
+		TokensIssued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bff_tokens_issued_total",
+			Help: "Access tokens issued by client, format (bearer|jwt) and grant.",
+		}, []string{"client_id", "format", "grant_type"}),
+		TokensPresented: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bff_tokens_presented_total",
+			Help: "Tokens presented by endpoint, format, result (ok|error) and error code.",
+		}, []string{"endpoint", "format", "result", "error_code"}),
+		SocialVerifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bff_social_verifications_total",
+			Help: "Provider token verifications of the social exchange by backend and result: ok, rejected, unavailable (the provider was asked, or an Apple id_token checked) or cached (answered from the cache).",
+		}, []string{"backend", "result"}),
+		SocialAudienceChecked: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bff_social_audience_checked",
+			Help: "Per enabled social backend: 1 if it accepts only provider tokens issued to the platform's own apps, 0 if it accepts tokens obtained by any app (configure BFF_GOOGLE_CLIENT_IDS, BFF_FACEBOOK_APP_ID/SECRET).",
+		}, []string{"backend"}),
+		BrokerRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bff_broker_requests_total",
+			Help: "Payment broker answers by route pattern, status and source (upstream|replay|broker).",
+		}, []string{"route", "status", "source"}),
+		BrokerUpstream: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bff_broker_upstream_requests_total",
+			Help: "Calls to the payment service (each attempt) by route pattern and result: status code, error, timeout or circuit_open.",
+		}, []string{"route", "result"}),
+		BrokerUpstreamDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "bff_broker_upstream_duration_seconds",
+			Help:    "Payment service latency per attempt, until the response headers, by route pattern.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"route"}),
+		BrokerCircuitState: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bff_broker_circuit_state",
+			Help: "The payment service's circuit breaker: 0 closed, 1 half-open, 2 open.",
+		}),
+		BrokerJWTs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bff_broker_upstream_jwts_total",
+			Help: "JWTs sent to the payment service, by source: cached or minted.",
+		}, []string{"source"}),
+		UsageDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bff_usage_dropped_total",
+			Help: "Token events left out of the per-client usage statistics because the buffer was full.",
+		}),
+		UsageFlushFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bff_usage_flush_failures_total",
+			Help: "Flushes of the usage statistics that failed; their counts are kept and retried.",
+		}),
+		ChangeFeedUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bff_change_feed_up",
+			Help: "1 while the PostgreSQL change feed is connected and caches are in use.",
+		}),
+	}
+	m.Registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.HTTPRequests, m.HTTPDuration, m.TokensIssued, m.TokensPresented, m.SocialVerifications,
+		m.SocialAudienceChecked, m.ChangeFeedUp,
+		m.BrokerRequests, m.BrokerUpstream, m.BrokerUpstreamDuration, m.BrokerCircuitState, m.BrokerJWTs,
+		m.UsageDropped, m.UsageFlushFailures,
+	)
+	return m
+}
+
+// RecordIssued counts an issued access token in the Prometheus counter and
+// the usage statistics. grant is the grant_type of the request
+// (password, refresh_token, client_credentials, the token-exchange URN,
+// social_exchange).
+func (m *Metrics) RecordIssued(clientID string, format bff.TokenFormat, grant string) {
+	m.TokensIssued.WithLabelValues(clientID, string(format), grant).Inc()
+	m.Usage.Issued(clientID, format, grant)
+}
+
+// RecordPresented counts a presented token in the Prometheus counter and
+// the usage statistics; code is "" when the token was accepted, clientID ""
+// when the token could not be tied to a client.
+func (m *Metrics) RecordPresented(clientID, endpoint, format, code string) {
+	result := bff.ResultOK
+	if code != "" {
+		result = bff.ResultError
+	}
+	m.TokensPresented.WithLabelValues(endpoint, format, result, code).Inc()
+	m.Usage.Presented(clientID, endpoint, format, code)
+}

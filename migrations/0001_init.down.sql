@@ -1,0 +1,9 @@
+DROP TABLE IF EXISTS login_failures;
+DROP TABLE IF EXISTS revoked_jtis;
+DROP TABLE IF EXISTS refresh_tokens;
+DROP TABLE IF EXISTS access_tokens;
+DROP TABLE IF EXISTS token_families;
+DROP TABLE IF EXISTS signing_keys;
+DROP TABLE IF EXISTS user_audit;
+DROP TABLE IF EXISTS users;
+DROP TABLE IF EXISTS clients;

@@ -1,0 +1,192 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ory/fosite"
+
+	bff "github.com/openedx/mobile-auth-bff"
+	"github.com/openedx/mobile-auth-bff/store"
+)
+
+// Introspection is an RFC 7662 response. Inactive tokens say nothing else.
+type Introspection struct {
+	Active    bool     `json:"active"`
+	Scope     string   `json:"scope,omitempty"`
+	ClientID  string   `json:"client_id,omitempty"`
+	Username  string   `json:"username,omitempty"`
+	TokenType string   `json:"token_type,omitempty"`
+	Exp       int64    `json:"exp,omitempty"`
+	Iat       int64    `json:"iat,omitempty"`
+	Sub       string   `json:"sub,omitempty"`
+	Aud       []string `json:"aud,omitempty"`
+	Iss       string   `json:"iss,omitempty"`
+	JTI       string   `json:"jti,omitempty"`
+	GrantType string   `json:"grant_type,omitempty"`
+}
+
+// authenticateCaller authenticates the client calling introspection or
+// revocation, from a parsed form.
+func (s *Service) authenticateCaller(ctx context.Context, r *http.Request) (bff.Client, error) {
+	fc, err := s.authenticateClient(ctx, r, r.PostForm)
+	if err != nil {
+		return bff.Client{}, err
+	}
+	return fc.(fositeClient).Client, nil
+}
+
+// Introspect answers an introspection request (confidential clients only):
+// access tokens of both formats, and refresh tokens.
+func (s *Service) Introspect(ctx context.Context, r *http.Request) (Introspection, error) {
+	caller, err := s.authenticateCaller(ctx, r)
+	if err != nil {
+		return Introspection{}, err
+	}
+	if caller.Public {
+		return Introspection{}, fosite.ErrInvalidClient.WithHint("Introspection is for confidential clients.")
+	}
+	token := r.PostForm.Get("token")
+	if token == "" {
+		return Introspection{}, fosite.ErrInvalidRequest.WithHint("The token parameter is missing.")
+	}
+	hint := r.PostForm.Get("token_type_hint")
+	if hint == "refresh_token" && !IsJWT(token) {
+		if in, err := s.introspectRefresh(ctx, token); err == nil || !errors.Is(err, bff.ErrInvalidToken) {
+			return in, err
+		}
+	}
+	p, err := s.validator.Validate(ctx, Credential{Scheme: SchemeBearer, Token: token})
+	switch {
+	case err == nil:
+		return s.describe(p), nil
+	case errors.Is(err, bff.ErrInvalidToken) && !IsJWT(token) && hint != "refresh_token":
+		return s.introspectRefresh(ctx, token)
+	case isTokenVerdict(err):
+		return Introspection{Active: false}, nil
+	}
+	return Introspection{}, err
+}
+
+// isTokenVerdict reports whether err is a judgement on the token (rather
+// than a failure to judge it).
+func isTokenVerdict(err error) bool {
+	for _, e := range []error{bff.ErrInvalidToken, bff.ErrNonAsymmetricToken, bff.ErrTokenExpired,
+		bff.ErrAccountDisabled, bff.ErrTokenRevoked} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Service) describe(p bff.Principal) Introspection {
+	in := Introspection{
+		Active: true, Scope: strings.Join(p.Scopes, " "), ClientID: p.Client.ID,
+		TokenType: p.Format.ResponseType(), Exp: p.ExpiresAt.Unix(), Iat: p.IssuedAt.Unix(),
+		Sub: p.Client.ID, Aud: []string{s.cfg.Audience}, Iss: s.cfg.Issuer, JTI: p.JTI, GrantType: p.GrantType,
+	}
+	if p.User != nil {
+		in.Sub, in.Username = p.User.Subject(), p.User.Username
+	}
+	return in
+}
+
+func (s *Service) introspectRefresh(ctx context.Context, token string) (Introspection, error) {
+	sig, ok := s.validator.opaqueSignature(ctx, token, opaqueRefreshPrefix)
+	if !ok {
+		return Introspection{Active: false}, nil
+	}
+	t, err := s.store.GetRefreshToken(ctx, sig)
+	if errors.Is(err, bff.ErrNotFound) {
+		return Introspection{Active: false}, nil
+	}
+	if err != nil {
+		return Introspection{}, err
+	}
+	now := time.Now()
+	if t.RevokedAt != nil || !now.Before(t.ExpiresAt) || (t.RotatedAt != nil && now.Sub(*t.RotatedAt) > s.cfg.RefreshReuseGrace) {
+		return Introspection{Active: false}, nil
+	}
+	in := Introspection{
+		Active: true, Scope: strings.Join(t.Scopes, " "), ClientID: t.ClientID, TokenType: "refresh_token",
+		Exp: t.ExpiresAt.Unix(), Iat: t.IssuedAt.Unix(), Sub: t.ClientID, Iss: s.cfg.Issuer, GrantType: t.GrantType,
+	}
+	if t.UserID != 0 {
+		u, err := s.validator.user(ctx, t.UserID)
+		if isTokenVerdict(err) {
+			return Introspection{Active: false}, nil
+		}
+		if err != nil {
+			return Introspection{}, err
+		}
+		in.Sub, in.Username = u.Subject(), u.Username
+	}
+	return in, nil
+}
+
+// Revoke answers an RFC 7009 revocation request. Revoking an access token
+// revokes that token (a JWT's jti is denied until it expires); revoking a
+// refresh token revokes its whole family. Unknown tokens are not an error.
+func (s *Service) Revoke(ctx context.Context, r *http.Request) error {
+	caller, err := s.authenticateCaller(ctx, r)
+	if err != nil {
+		return err
+	}
+	token := r.PostForm.Get("token")
+	if token == "" {
+		return fosite.ErrInvalidRequest.WithHint("The token parameter is missing.")
+	}
+	if len(token) > MaxTokenLength {
+		return nil
+	}
+	now := time.Now().UTC()
+	if IsJWT(token) {
+		claims, err := s.validator.VerifyJWT(ctx, token)
+		if err != nil {
+			if isTokenVerdict(err) {
+				return nil // not ours: nothing to revoke
+			}
+			return err
+		}
+		if claims.ClientID != caller.ID {
+			return fosite.ErrUnauthorizedClient.WithHint("The token was issued to another client.")
+		}
+		ops := []store.TokenOp{store.RevokeJTI{JTI: claims.JTI, ExpiresAt: time.Unix(claims.Expiry, 0)}}
+		if t, err := s.store.GetAccessTokenByJTI(ctx, claims.JTI); err == nil {
+			ops = append(ops, store.RevokeAccessToken{Signature: t.Signature, At: now})
+		} else if !errors.Is(err, bff.ErrNotFound) {
+			return err
+		}
+		return s.store.ApplyTokenOps(ctx, ops)
+	}
+
+	if sig, ok := s.validator.opaqueSignature(ctx, token, opaqueAccessPrefix); ok {
+		t, err := s.store.GetAccessToken(ctx, sig)
+		return s.revokeOwned(ctx, caller, t.ClientID, err, store.RevokeAccessToken{Signature: sig, At: now})
+	}
+	if sig, ok := s.validator.opaqueSignature(ctx, token, opaqueRefreshPrefix); ok {
+		t, err := s.store.GetRefreshToken(ctx, sig)
+		return s.revokeOwned(ctx, caller, t.ClientID, err, store.RevokeFamily{FamilyID: t.FamilyID, At: now})
+	}
+	return nil
+}
+
+// revokeOwned applies a revocation to a token that the lookup found (lookupErr
+// nil) and that belongs to the caller. An unknown token is not an error.
+func (s *Service) revokeOwned(ctx context.Context, caller bff.Client, owner string, lookupErr error, op store.TokenOp) error {
+	if errors.Is(lookupErr, bff.ErrNotFound) {
+		return nil
+	}
+	if lookupErr != nil {
+		return lookupErr
+	}
+	if owner != caller.ID {
+		return fosite.ErrUnauthorizedClient.WithHint("The token was issued to another client.")
+	}
+	return s.store.ApplyTokenOps(ctx, []store.TokenOp{op})
+}

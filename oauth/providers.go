@@ -1,0 +1,432 @@
+package oauth
+
+import (
+	"context"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"golang.org/x/sync/singleflight"
+
+	bff "github.com/openedx/mobile-auth-bff"
+)
+
+// DefaultProviderTimeout bounds every call to a social provider (SPEC §7).
+const DefaultProviderTimeout = 5 * time.Second
+
+// ErrProviderRejected means a social provider, or the check of an Apple
+// id_token, judged the presented token bad: invalid, expired, for another
+// audience, badly signed. It is wrapped with a reason fit for the client.
+var ErrProviderRejected = errors.New("provider rejected the token")
+
+// ProviderIdentity is what a provider vouches for about a token's holder.
+type ProviderIdentity struct {
+	// Subject is the provider's stable id of the account: sub for Google and
+	// Apple, id for Facebook.
+	Subject string
+	// ExpiresAt is when the token stops being valid, when the provider says
+	// so (Apple's exp); zero otherwise.
+	ExpiresAt time.Time
+}
+
+// Provider verifies a provider token and names the account behind it.
+// Errors wrap ErrProviderRejected when the token is bad and
+// bff.ErrProviderUnavailable when the provider cannot be asked; neither
+// ever holds the token.
+type Provider interface {
+	Verify(ctx context.Context, token string) (ProviderIdentity, error)
+}
+
+// rejection is an ErrProviderRejected with its reason.
+type rejection struct{ reason string }
+
+func (e *rejection) Error() string        { return ErrProviderRejected.Error() + ": " + e.reason }
+func (e *rejection) Is(target error) bool { return target == ErrProviderRejected }
+
+func rejected(format string, args ...any) error {
+	return &rejection{reason: fmt.Sprintf(format, args...)}
+}
+
+func unavailable(backend, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", bff.ErrProviderUnavailable, backend, fmt.Sprintf(format, args...))
+}
+
+// maxProviderBody bounds what is read of a provider's answer.
+const maxProviderBody = 1 << 20
+
+// newProviderClient is the one HTTP client of every provider call: a
+// total timeout per call and no redirects (a provider endpoint that
+// redirects is misconfigured, and the bearer token must not follow).
+func newProviderClient(timeout time.Duration) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 32
+	return &http.Client{
+		Timeout:   timeout,
+		Transport: t,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+// getJSON calls a provider endpoint with the token as a bearer credential
+// (never in the URL, which proxies log) and returns the status and body.
+// A transport failure or timeout is ErrProviderUnavailable.
+func getJSON(ctx context.Context, client *http.Client, backend, endpoint, token string) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
+	if err != nil {
+		return 0, nil, unavailable(backend, "bad endpoint URL")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return do(client, backend, req)
+}
+
+// postForm calls a provider endpoint with form in a POST body: the way to
+// hand it a token, or the app's secret, without putting either in the URL.
+func postForm(ctx context.Context, client *http.Client, backend, endpoint string, form url.Values) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return 0, nil, unavailable(backend, "bad endpoint URL")
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return do(client, backend, req)
+}
+
+func do(client *http.Client, backend string, req *http.Request) (int, []byte, error) {
+	req.Header.Set("Accept", "application/json")
+	res, err := client.Do(req)
+	if err != nil {
+		return 0, nil, unavailable(backend, "%s", transportFailure(err))
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, maxProviderBody))
+	if err != nil {
+		return 0, nil, unavailable(backend, "%s", transportFailure(err))
+	}
+	return res.StatusCode, body, nil
+}
+
+// transportFailure names a failed call without quoting the error, whose
+// text holds the URL and could one day hold more.
+func transportFailure(err error) string {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, context.DeadlineExceeded):
+		return "timed out"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	}
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return "connection failed (" + op.Op + ")"
+	}
+	return "request failed"
+}
+
+// statusVerdict sorts a provider's error status: rate limiting and server
+// errors mean "ask again later", other 4xx mean the token is bad.
+func statusVerdict(backend string, status int) error {
+	switch {
+	case status == http.StatusTooManyRequests || status >= 500:
+		return unavailable(backend, "status %d", status)
+	case status >= 400:
+		return rejected("the provider answered %d", status)
+	}
+	return unavailable(backend, "unexpected status %d", status)
+}
+
+// --- Google ---
+
+// googleProvider asks Google's OpenID Connect userinfo endpoint who holds
+// an access token.
+type googleProvider struct {
+	client   *http.Client
+	endpoint string
+}
+
+func (g *googleProvider) Verify(ctx context.Context, token string) (ProviderIdentity, error) {
+	status, body, err := getJSON(ctx, g.client, bff.ProviderGoogle, g.endpoint, token)
+	if err != nil {
+		return ProviderIdentity{}, err
+	}
+	if status != http.StatusOK {
+		return ProviderIdentity{}, statusVerdict(bff.ProviderGoogle, status)
+	}
+	var info struct {
+		Sub string `json:"sub"`
+		ID  string `json:"id"` // the v2 endpoint's name for it
+	}
+	if err := json.Unmarshal(body, &info); err != nil {
+		return ProviderIdentity{}, unavailable(bff.ProviderGoogle, "malformed userinfo answer")
+	}
+	sub := info.Sub
+	if sub == "" {
+		sub = info.ID
+	}
+	if sub == "" {
+		return ProviderIdentity{}, rejected("the token does not identify a Google account (was the openid scope granted?)")
+	}
+	return ProviderIdentity{Subject: sub}, nil
+}
+
+// --- Facebook ---
+
+// facebookProvider asks the Graph API's /me who holds an access token.
+type facebookProvider struct {
+	client   *http.Client
+	endpoint string // with ?fields=id
+}
+
+func newFacebookProvider(client *http.Client, meURL string) (*facebookProvider, error) {
+	u, err := url.Parse(meURL)
+	if err != nil {
+		return nil, err
+	}
+	q := u.Query()
+	q.Set("fields", "id")
+	u.RawQuery = q.Encode()
+	return &facebookProvider{client: client, endpoint: u.String()}, nil
+}
+
+// facebookTransient are Graph API error codes that mean "retry later"
+// (API unknown/service, rate limits, temporary blocks), not a bad token.
+var facebookTransient = []int{1, 2, 4, 17, 32, 341, 613}
+
+func (f *facebookProvider) Verify(ctx context.Context, token string) (ProviderIdentity, error) {
+	status, body, err := getJSON(ctx, f.client, bff.ProviderFacebook, f.endpoint, token)
+	if err != nil {
+		return ProviderIdentity{}, err
+	}
+	if status == http.StatusOK {
+		var me struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(body, &me); err != nil {
+			return ProviderIdentity{}, unavailable(bff.ProviderFacebook, "malformed /me answer")
+		}
+		if me.ID == "" {
+			return ProviderIdentity{}, rejected("the token does not identify a Facebook account")
+		}
+		return ProviderIdentity{Subject: me.ID}, nil
+	}
+	if status >= 400 && status < 500 && status != http.StatusTooManyRequests {
+		var e struct {
+			Error struct {
+				Code      int  `json:"code"`
+				Transient bool `json:"is_transient"`
+			} `json:"error"`
+		}
+		if json.Unmarshal(body, &e) == nil && (e.Error.Transient || slices.Contains(facebookTransient, e.Error.Code)) {
+			return ProviderIdentity{}, unavailable(bff.ProviderFacebook, "transient error %d", e.Error.Code)
+		}
+	}
+	return ProviderIdentity{}, statusVerdict(bff.ProviderFacebook, status)
+}
+
+// --- Apple ---
+
+// AppleIssuer is the iss of every Apple id_token.
+const AppleIssuer = "https://appleid.apple.com"
+
+// Apple key-set refresh policy: a key set older than appleKeysMaxAge is
+// refreshed on next use; an unknown kid makes the service fetch the set
+// again, but at most once per appleRefetchInterval (once per
+// appleRetryInterval while no set could be loaded yet), so that tokens
+// with made-up kids cannot make it hammer Apple.
+const (
+	appleKeysMaxAge      = time.Hour
+	appleRefetchInterval = time.Minute
+	appleRetryInterval   = 5 * time.Second
+	// appleIATSkew is how far in the future an iat may be (clock skew).
+	appleIATSkew = 5 * time.Minute
+)
+
+// errFetchNotAllowed means the key set was fetched too recently to fetch it again.
+var errFetchNotAllowed = errors.New("key set fetched too recently")
+
+// appleProvider verifies Sign in with Apple id_tokens locally, against
+// Apple's published keys: RS256 only, iss, aud, exp.
+type appleProvider struct {
+	client    *http.Client
+	jwksURL   string
+	audiences []string
+	now       func() time.Time
+
+	fetches singleflight.Group
+	mu      sync.Mutex
+	keys    map[string]*rsa.PublicKey // nil until a set is loaded
+	// fetchedAt is the time of the last successful fetch, attemptAt of the
+	// last attempt; attemptFailed tells whether that attempt failed.
+	fetchedAt, attemptAt time.Time
+	attemptFailed        bool
+}
+
+// appleClaims are the claims of an Apple id_token this service reads.
+type appleClaims struct {
+	Issuer    string   `json:"iss"`
+	Audience  Audience `json:"aud"`
+	Subject   string   `json:"sub"`
+	Expiry    int64    `json:"exp"`
+	IssuedAt  int64    `json:"iat"`
+	NotBefore int64    `json:"nbf"`
+}
+
+func (a *appleProvider) Verify(ctx context.Context, token string) (ProviderIdentity, error) {
+	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.RS256})
+	if err != nil {
+		return ProviderIdentity{}, rejected("the id_token is not an RS256-signed JWT")
+	}
+	kid := jws.Signatures[0].Header.KeyID
+	if kid == "" {
+		return ProviderIdentity{}, rejected("the id_token names no signing key (kid)")
+	}
+	key, err := a.key(ctx, kid)
+	if err != nil {
+		return ProviderIdentity{}, err
+	}
+	payload, err := jws.Verify(key)
+	if err != nil {
+		return ProviderIdentity{}, rejected("the id_token signature does not verify")
+	}
+	var c appleClaims
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return ProviderIdentity{}, rejected("the id_token claims are malformed")
+	}
+	now := a.now()
+	exp := time.Unix(c.Expiry, 0)
+	switch {
+	case c.Issuer != AppleIssuer:
+		return ProviderIdentity{}, rejected("the id_token was not issued by Apple (iss)")
+	case !slices.ContainsFunc(a.audiences, c.Audience.Contains):
+		return ProviderIdentity{}, rejected("the id_token is for another app (aud)")
+	case c.Expiry == 0:
+		return ProviderIdentity{}, rejected("the id_token has no exp")
+	case !now.Before(exp):
+		return ProviderIdentity{}, rejected("the id_token has expired")
+	case c.IssuedAt != 0 && time.Unix(c.IssuedAt, 0).After(now.Add(appleIATSkew)):
+		return ProviderIdentity{}, rejected("the id_token is issued in the future (iat)")
+	case c.NotBefore != 0 && time.Unix(c.NotBefore, 0).After(now.Add(appleIATSkew)):
+		return ProviderIdentity{}, rejected("the id_token is not valid yet (nbf)")
+	case c.Subject == "":
+		return ProviderIdentity{}, rejected("the id_token has no sub")
+	}
+	return ProviderIdentity{Subject: c.Subject, ExpiresAt: exp}, nil
+}
+
+// key returns Apple's public key kid, fetching the key set when it is
+// unknown or old and the refresh policy allows.
+func (a *appleProvider) key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
+	a.mu.Lock()
+	known, ok := a.keys[kid]
+	fresh := a.now().Sub(a.fetchedAt) < appleKeysMaxAge
+	a.mu.Unlock()
+	if ok && fresh {
+		return known, nil
+	}
+	// Concurrent callers share one fetch; the fetch outlives a caller that
+	// gives up, so that the others still get its answer.
+	ch := a.fetches.DoChan("jwks", func() (any, error) {
+		return nil, a.fetch(context.WithoutCancel(ctx))
+	})
+	var fetchErr error
+	select {
+	case <-ctx.Done():
+		return nil, unavailable(bff.ProviderApple, "%s", transportFailure(ctx.Err()))
+	case r := <-ch:
+		fetchErr = r.Err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if k, ok := a.keys[kid]; ok {
+		return k, nil
+	}
+	switch {
+	case fetchErr == nil: // a fresh set, without the key
+		return nil, rejected("the id_token is signed with a key Apple does not publish (kid)")
+	case ok:
+		return known, nil // the set could not be refreshed: the old key still stands
+	case errors.Is(fetchErr, errFetchNotAllowed) && a.keys != nil && !a.attemptFailed:
+		return nil, rejected("the id_token is signed with a key Apple does not publish (kid)")
+	case errors.Is(fetchErr, errFetchNotAllowed):
+		return nil, unavailable(bff.ProviderApple, "key set unavailable")
+	}
+	return nil, fetchErr
+}
+
+// fetch loads Apple's key set, unless the refresh policy says it is too soon.
+func (a *appleProvider) fetch(ctx context.Context) error {
+	a.mu.Lock()
+	wait := appleRefetchInterval
+	if a.keys == nil || a.attemptFailed {
+		wait = appleRetryInterval
+	}
+	if !a.attemptAt.IsZero() && a.now().Sub(a.attemptAt) < wait {
+		a.mu.Unlock()
+		return errFetchNotAllowed
+	}
+	a.attemptAt = a.now()
+	a.mu.Unlock()
+
+	keys, err := a.download(ctx)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.attemptFailed = err != nil
+	if err != nil {
+		return err
+	}
+	a.keys, a.fetchedAt = keys, a.now()
+	return nil
+}
+
+func (a *appleProvider) download(ctx context.Context) (map[string]*rsa.PublicKey, error) {
+	status, body, err := getJSON(ctx, a.client, bff.ProviderApple, a.jwksURL, "")
+	if err != nil {
+		return nil, err
+	}
+	if status != http.StatusOK {
+		return nil, unavailable(bff.ProviderApple, "key set: status %d", status)
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(body, &set); err != nil {
+		return nil, unavailable(bff.ProviderApple, "malformed key set")
+	}
+	keys := map[string]*rsa.PublicKey{}
+	for _, k := range set.Keys {
+		pub, ok := k.Key.(*rsa.PublicKey)
+		if !ok || k.KeyID == "" || (k.Use != "" && k.Use != "sig") ||
+			(k.Algorithm != "" && k.Algorithm != string(jose.RS256)) || pub.N.BitLen() < 2048 {
+			continue
+		}
+		keys[k.KeyID] = pub
+	}
+	if len(keys) == 0 {
+		return nil, unavailable(bff.ProviderApple, "the key set holds no RS256 signing key")
+	}
+	return keys, nil
+}
+
+// splitList splits comma-separated lists (BFF_APPLE_AUDIENCE,
+// BFF_GOOGLE_CLIENT_IDS) into their distinct, non-empty entries.
+func splitList(list []string) []string {
+	var out []string
+	for _, a := range list {
+		for _, v := range strings.Split(a, ",") {
+			if v = strings.TrimSpace(v); v != "" && !slices.Contains(out, v) {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,503 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	bff "github.com/openedx/mobile-auth-bff"
+	"github.com/openedx/mobile-auth-bff/internal/fakesocial"
+)
+
+// testClock is a clock tests move by hand.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newTestClock() *testClock { return &testClock{t: time.Now()} }
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// verdict names the outcome of a verification for table tests.
+func verdict(id ProviderIdentity, err error) string {
+	switch {
+	case err == nil:
+		return "ok " + id.Subject
+	case errors.Is(err, ErrProviderRejected):
+		return "rejected"
+	case errors.Is(err, bff.ErrProviderUnavailable):
+		return "unavailable"
+	}
+	return "error " + err.Error()
+}
+
+func TestGoogleProvider(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		token  func(g *fakesocial.Endpoint) string
+		want   string
+	}{
+		{"good token", 0, "", func(g *fakesocial.Endpoint) string { return g.Issue("111") }, "ok 111"},
+		{"unknown token (401)", 0, "", func(*fakesocial.Endpoint) string { return "nope" }, "rejected"},
+		{"400", 400, `{}`, nil, "rejected"},
+		{"403 (scope)", 403, `{}`, nil, "rejected"},
+		{"429 rate limited", 429, `{}`, nil, "unavailable"},
+		{"500", 500, ``, nil, "unavailable"},
+		{"503", 503, ``, nil, "unavailable"},
+		{"302 redirect", 302, ``, nil, "unavailable"},
+		{"200 not JSON", 200, `<html>`, nil, "unavailable"},
+		{"200 without sub", 200, `{"email":"a@b.c"}`, nil, "rejected"},
+		{"200 v2 endpoint (id)", 200, `{"id":"222"}`, nil, "ok 222"},
+		{"200 sub wins over id", 200, `{"sub":"333","id":"x"}`, nil, "ok 333"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			g := fakesocial.NewGoogle(t)
+			token := "any-token"
+			if tt.token != nil {
+				token = tt.token(g)
+			}
+			g.Fail(tt.status, tt.body)
+			p := &googleProvider{client: newProviderClient(time.Second), endpoint: g.URL()}
+			if got := verdict(p.Verify(context.Background(), token)); got != tt.want {
+				t.Errorf("Verify = %q, want %q", got, tt.want)
+			}
+			for _, q := range g.Queries() {
+				if strings.Contains(q, token) {
+					t.Errorf("the token travelled in the URL: %q", q)
+				}
+			}
+		})
+	}
+}
+
+func TestProviderUnreachableAndSlow(t *testing.T) {
+	t.Parallel()
+	g := fakesocial.NewGoogle(t)
+	token := g.Issue("1")
+	g.Slow(2 * time.Second)
+	p := &googleProvider{client: newProviderClient(100 * time.Millisecond), endpoint: g.URL()}
+	start := time.Now()
+	_, err := p.Verify(context.Background(), token)
+	if !errors.Is(err, bff.ErrProviderUnavailable) || !strings.Contains(err.Error(), "timed out") {
+		t.Errorf("slow provider: %v", err)
+	}
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Errorf("the timeout did not cut the call short: %s", d)
+	}
+	if strings.Contains(err.Error(), token) || strings.Contains(err.Error(), "127.0.0.1") {
+		t.Errorf("the error names the token or the URL: %v", err)
+	}
+
+	down := &googleProvider{client: newProviderClient(time.Second), endpoint: fakesocial.UnreachableURL(t)}
+	if got := verdict(down.Verify(context.Background(), token)); got != "unavailable" {
+		t.Errorf("unreachable provider: %s", got)
+	}
+}
+
+func TestFacebookProvider(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		good   bool
+		want   string
+	}{
+		{"good token", 0, "", true, "ok 10150"},
+		{"invalid token (190)", 0, "", false, "rejected"},
+		{"expired token (190/463)", 400, `{"error":{"code":190,"error_subcode":463}}`, false, "rejected"},
+		{"rate limited (4)", 400, `{"error":{"code":4}}`, false, "unavailable"},
+		{"user rate limited (17) as 403", 403, `{"error":{"code":17}}`, false, "unavailable"},
+		{"transient", 400, `{"error":{"code":999,"is_transient":true}}`, false, "unavailable"},
+		{"400 without a body", 400, ``, false, "rejected"},
+		{"500", 500, `{"error":{"code":1}}`, false, "unavailable"},
+		{"200 without id", 200, `{"name":"x"}`, false, "rejected"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := fakesocial.NewFacebook(t)
+			token := "bad"
+			if tt.good {
+				token = f.Issue("10150")
+			}
+			f.Fail(tt.status, tt.body)
+			p, err := newFacebookProvider(newProviderClient(time.Second), f.URL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := verdict(p.Verify(context.Background(), token)); got != tt.want {
+				t.Errorf("Verify = %q, want %q", got, tt.want)
+			}
+			if q := f.Queries(); len(q) != 1 || q[0] != "fields=id" {
+				t.Errorf("queries = %q, want [fields=id]", q)
+			}
+		})
+	}
+}
+
+func newTestApple(t *testing.T, clock *testClock, audiences ...string) (*appleProvider, *fakesocial.Apple) {
+	t.Helper()
+	fake := fakesocial.NewApple(t, "org.example.app")
+	if len(audiences) == 0 {
+		audiences = []string{"org.example.app"}
+	}
+	return &appleProvider{client: newProviderClient(time.Second), jwksURL: fake.URL(),
+		audiences: splitList(audiences), now: clock.Now}, fake
+}
+
+func TestAppleIDTokenChecks(t *testing.T) {
+	t.Parallel()
+	clock := newTestClock()
+	p, fake := newTestApple(t, clock, "org.example.app, org.example.services")
+	kid := fake.Current()
+	claims := func(change func(c map[string]any)) map[string]any {
+		c := fake.Claims("001234.abc.0987", clock.Now())
+		if change != nil {
+			change(c)
+		}
+		return c
+	}
+	good := fake.Sign(kid, claims(nil))
+	other := fake.NewKey()
+	parts := strings.Split(good, ".")
+	otherPayload := strings.Split(fake.Sign(kid, claims(func(c map[string]any) { c["sub"] = "someone-else" })), ".")[1]
+
+	tests := []struct {
+		name  string
+		token string
+		want  string
+	}{
+		{"good", good, "ok 001234.abc.0987"},
+		{"Services ID audience", fake.Sign(kid, claims(func(c map[string]any) { c["aud"] = "org.example.services" })), "ok 001234.abc.0987"},
+		{"aud array holding ours", fake.Sign(kid, claims(func(c map[string]any) { c["aud"] = []string{"x", "org.example.app"} })), "ok 001234.abc.0987"},
+		{"wrong aud", fake.Sign(kid, claims(func(c map[string]any) { c["aud"] = "org.attacker.app" })), "rejected"},
+		{"no aud", fake.Sign(kid, claims(func(c map[string]any) { delete(c, "aud") })), "rejected"},
+		{"wrong iss", fake.Sign(kid, claims(func(c map[string]any) { c["iss"] = "https://appleid.apple.com.evil" })), "rejected"},
+		{"expired", fake.Sign(kid, claims(func(c map[string]any) { c["exp"] = clock.Now().Add(-time.Second).Unix() })), "rejected"},
+		{"expires now", fake.Sign(kid, claims(func(c map[string]any) { c["exp"] = clock.Now().Unix() })), "rejected"},
+		{"no exp", fake.Sign(kid, claims(func(c map[string]any) { delete(c, "exp") })), "rejected"},
+		{"iat in the future", fake.Sign(kid, claims(func(c map[string]any) { c["iat"] = clock.Now().Add(time.Hour).Unix() })), "rejected"},
+		{"nbf in the future", fake.Sign(kid, claims(func(c map[string]any) { c["nbf"] = clock.Now().Add(time.Hour).Unix() })), "rejected"},
+		{"no sub", fake.Sign(kid, claims(func(c map[string]any) { delete(c, "sub") })), "rejected"},
+		{"payload swapped (bad signature)", parts[0] + "." + otherPayload + "." + parts[2], "rejected"},
+		{"signature of another key", parts[0] + "." + parts[1] + "." + strings.Split(fake.Sign(other, claims(nil)), ".")[2], "rejected"},
+		{"HS256 keyed with the public key", fake.SignHS256(kid, claims(nil)), "rejected"},
+		{"alg none", fakesocial.Unsigned(kid, claims(nil)), "rejected"},
+		{"no kid", strings.Join([]string{"eyJhbGciOiJSUzI1NiJ9", parts[1], parts[2]}, "."), "rejected"},
+		{"not a JWT", "ya29.an-access-token", "rejected"},
+		{"JSON serialization", `{"payload":"` + parts[1] + `","protected":"` + parts[0] + `","signature":"` + parts[2] + `"}`, "rejected"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := verdict(p.Verify(context.Background(), tt.token)); got != tt.want {
+				t.Errorf("Verify = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	if n := fake.Fetches(); n != 1 {
+		t.Errorf("key set fetched %d times, want once", n)
+	}
+	if id, err := p.Verify(context.Background(), good); err != nil || !id.ExpiresAt.Equal(time.Unix(claims(nil)["exp"].(int64), 0)) {
+		t.Errorf("ExpiresAt = %v, %v", id.ExpiresAt, err)
+	}
+}
+
+// TestAppleKeyRotation: an unknown kid makes the service fetch the key set
+// again, at most once a minute, so that Apple's rotations are picked up and
+// made-up kids do not make it hammer Apple.
+func TestAppleKeyRotation(t *testing.T) {
+	t.Parallel()
+	clock := newTestClock()
+	p, fake := newTestApple(t, clock)
+	ctx := context.Background()
+	check := func(step, token, want string, fetches int) {
+		t.Helper()
+		if got := verdict(p.Verify(ctx, token)); got != want {
+			t.Errorf("%s: %q, want %q", step, got, want)
+		}
+		if n := fake.Fetches(); n != fetches {
+			t.Errorf("%s: %d fetches of the key set, want %d", step, n, fetches)
+		}
+	}
+	check("first token", fake.IDToken("a"), "ok a", 1)
+	check("same key", fake.IDToken("b"), "ok b", 1)
+
+	// Apple rotates: the new kid is unknown here. Right after a fetch it is
+	// not fetched again.
+	old := fake.Current()
+	fake.Rotate()
+	check("new kid within the minute", fake.IDToken("c"), "rejected", 1)
+	clock.Add(30 * time.Second)
+	check("new kid, 30 s later", fake.IDToken("c"), "rejected", 1)
+	clock.Add(31 * time.Second)
+	check("new kid after a minute", fake.IDToken("c"), "ok c", 2)
+	// The withdrawn key is gone with the fresh set.
+	check("withdrawn kid", fake.Sign(old, fake.Claims("d", clock.Now())), "rejected", 2)
+
+	// Made-up kids: at most one fetch a minute, however many arrive.
+	unknown := fake.NewKey()
+	clock.Add(61 * time.Second)
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, err := p.Verify(ctx, fake.Sign(unknown, fake.Claims("e", clock.Now()))); !errors.Is(err, ErrProviderRejected) {
+				t.Errorf("unknown kid: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	check("after a burst of unknown kids", fake.Sign(unknown, fake.Claims("e", clock.Now())), "rejected", 3)
+	check("the known kid still works", fake.IDToken("f"), "ok f", 3)
+
+	// An hour on, the set is refreshed on use; a key Apple withdrew in the
+	// meantime no longer verifies, though it was known.
+	clock.Add(appleKeysMaxAge + time.Second)
+	withdrawn := fake.Current()
+	fake.Rotate()
+	check("key withdrawn while the set was old", fake.Sign(withdrawn, fake.Claims("g", clock.Now())), "rejected", 4)
+}
+
+// TestAppleKeySetUnavailable: without a key set the answer is
+// "unavailable" (502), retried every few seconds; an old set keeps
+// serving while Apple cannot be reached.
+func TestAppleKeySetUnavailable(t *testing.T) {
+	t.Parallel()
+	clock := newTestClock()
+	p, fake := newTestApple(t, clock)
+	ctx := context.Background()
+	fake.Fail(http.StatusServiceUnavailable)
+	if got := verdict(p.Verify(ctx, fake.IDToken("a"))); got != "unavailable" {
+		t.Errorf("cold start, key set down: %s", got)
+	}
+	if got := verdict(p.Verify(ctx, fake.IDToken("a"))); got != "unavailable" || fake.Fetches() != 1 {
+		t.Errorf("again at once: %s after %d fetches, want unavailable after 1", got, fake.Fetches())
+	}
+	fake.Fail(0)
+	clock.Add(appleRetryInterval)
+	if got := verdict(p.Verify(ctx, fake.IDToken("a"))); got != "ok a" || fake.Fetches() != 2 {
+		t.Errorf("after the retry interval: %s after %d fetches", got, fake.Fetches())
+	}
+	// An hour later the set is old: it is fetched again, and while Apple
+	// is down the old keys still verify.
+	fake.Fail(http.StatusInternalServerError)
+	clock.Add(appleKeysMaxAge + time.Second)
+	if got := verdict(p.Verify(ctx, fake.Sign(fake.Current(), fake.Claims("b", clock.Now())))); got != "ok b" || fake.Fetches() != 3 {
+		t.Errorf("old set, Apple down: %s after %d fetches", got, fake.Fetches())
+	}
+	// ...but an unknown kid cannot be judged: unavailable, not rejected.
+	if got := verdict(p.Verify(ctx, fake.Sign(fake.NewKey(), fake.Claims("c", clock.Now())))); got != "unavailable" {
+		t.Errorf("unknown kid while Apple is down: %s", got)
+	}
+}
+
+// countingProvider counts calls and answers what it is told.
+type countingProvider struct {
+	mu    sync.Mutex
+	calls int
+	delay time.Duration
+	id    ProviderIdentity
+	err   error
+}
+
+func (p *countingProvider) Verify(ctx context.Context, _ string) (ProviderIdentity, error) {
+	p.mu.Lock()
+	p.calls++
+	id, err, delay := p.id, p.err, p.delay
+	p.mu.Unlock()
+	time.Sleep(delay)
+	return id, err
+}
+
+func (p *countingProvider) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.calls
+}
+
+func TestAnswerCache(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("replays within a minute call once", func(t *testing.T) {
+		t.Parallel()
+		clock := newTestClock()
+		c := newAnswerCache(clock.Now, nil)
+		p := &countingProvider{id: ProviderIdentity{Subject: "s"}}
+		for i := range 5 {
+			id, cached, err := c.verify(ctx, "google-oauth2", p, "tok")
+			if err != nil || id.Subject != "s" || cached != (i > 0) {
+				t.Fatalf("replay %d: %v cached=%v %v", i, id, cached, err)
+			}
+			clock.Add(10 * time.Second)
+		}
+		if p.count() != 1 {
+			t.Errorf("%d provider calls within 50 s, want 1", p.count())
+		}
+		clock.Add(11 * time.Second) // 61 s after the call
+		if _, cached, _ := c.verify(ctx, "google-oauth2", p, "tok"); cached || p.count() != 2 {
+			t.Errorf("after 61 s: cached=%v, %d calls", cached, p.count())
+		}
+		// Another token, or the same token at another backend, is another answer.
+		_, _, _ = c.verify(ctx, "google-oauth2", p, "tok2")
+		_, _, _ = c.verify(ctx, "facebook", p, "tok")
+		if p.count() != 4 {
+			t.Errorf("%d calls, want 4", p.count())
+		}
+	})
+
+	t.Run("never beyond the token's expiry", func(t *testing.T) {
+		t.Parallel()
+		clock := newTestClock()
+		c := newAnswerCache(clock.Now, nil)
+		p := &countingProvider{id: ProviderIdentity{Subject: "s", ExpiresAt: clock.Now().Add(20 * time.Second)}}
+		_, _, _ = c.verify(ctx, "apple-id", p, "tok")
+		clock.Add(19 * time.Second)
+		if _, cached, _ := c.verify(ctx, "apple-id", p, "tok"); !cached {
+			t.Error("not cached within the token's validity")
+		}
+		clock.Add(time.Second)
+		if _, cached, _ := c.verify(ctx, "apple-id", p, "tok"); cached {
+			t.Error("cached at the token's expiry")
+		}
+		p.id.ExpiresAt = clock.Now().Add(-time.Second)
+		c = newAnswerCache(clock.Now, nil)
+		_, _, _ = c.verify(ctx, "apple-id", p, "old")
+		if c.len() != 0 {
+			t.Error("an expired answer was cached")
+		}
+	})
+
+	t.Run("bad answers are not kept", func(t *testing.T) {
+		t.Parallel()
+		c := newAnswerCache(time.Now, nil)
+		p := &countingProvider{err: rejected("no")}
+		for range 3 {
+			if _, _, err := c.verify(ctx, "google-oauth2", p, "tok"); !errors.Is(err, ErrProviderRejected) {
+				t.Fatal(err)
+			}
+		}
+		p.err = unavailable("google-oauth2", "down")
+		_, _, _ = c.verify(ctx, "google-oauth2", p, "tok")
+		if p.count() != 4 || c.len() != 0 {
+			t.Errorf("%d calls and %d entries, want 4 and 0", p.count(), c.len())
+		}
+	})
+
+	t.Run("concurrent replays share one call", func(t *testing.T) {
+		t.Parallel()
+		c := newAnswerCache(time.Now, nil)
+		p := &countingProvider{id: ProviderIdentity{Subject: "s"}, delay: 200 * time.Millisecond}
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Go(func() {
+				if id, _, err := c.verify(ctx, "google-oauth2", p, "tok"); err != nil || id.Subject != "s" {
+					t.Errorf("%v %v", id, err)
+				}
+			})
+		}
+		wg.Wait()
+		if p.count() != 1 {
+			t.Errorf("%d provider calls for 20 concurrent exchanges, want 1", p.count())
+		}
+	})
+
+	t.Run("a caller that gives up", func(t *testing.T) {
+		t.Parallel()
+		c := newAnswerCache(time.Now, nil)
+		p := &countingProvider{id: ProviderIdentity{Subject: "s"}, delay: 200 * time.Millisecond}
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		defer cancel()
+		if _, _, err := c.verify(cctx, "google-oauth2", p, "tok"); !errors.Is(err, bff.ErrProviderUnavailable) {
+			t.Errorf("given up: %v", err)
+		}
+		// The call went on and its answer is kept.
+		time.Sleep(300 * time.Millisecond)
+		if _, cached, err := c.verify(ctx, "google-oauth2", p, "tok"); err != nil || !cached || p.count() != 1 {
+			t.Errorf("after the call finished: cached=%v %v, %d calls", cached, err, p.count())
+		}
+	})
+
+	t.Run("bounded", func(t *testing.T) {
+		t.Parallel()
+		clock := newTestClock()
+		c := newAnswerCache(clock.Now, nil)
+		c.max = 3
+		p := &countingProvider{id: ProviderIdentity{Subject: "s"}}
+		for i := range 10 {
+			_, _, _ = c.verify(ctx, "facebook", p, strings.Repeat("t", i+1))
+			if c.len() > 3 {
+				t.Fatalf("%d entries, bound 3", c.len())
+			}
+		}
+		clock.Add(2 * time.Minute)
+		_, _, _ = c.verify(ctx, "facebook", p, "new")
+		if c.len() != 1 {
+			t.Errorf("%d entries after the others expired, want 1", c.len())
+		}
+	})
+
+	t.Run("observes results", func(t *testing.T) {
+		t.Parallel()
+		var mu sync.Mutex
+		seen := map[string]int{}
+		c := newAnswerCache(time.Now, func(backend, result string) {
+			mu.Lock()
+			defer mu.Unlock()
+			seen[backend+"/"+result]++
+		})
+		good := &countingProvider{id: ProviderIdentity{Subject: "s"}}
+		_, _, _ = c.verify(ctx, "google-oauth2", good, "a")
+		_, _, _ = c.verify(ctx, "google-oauth2", good, "a")
+		_, _, _ = c.verify(ctx, "facebook", &countingProvider{err: rejected("x")}, "b")
+		_, _, _ = c.verify(ctx, "apple-id", &countingProvider{err: unavailable("apple-id", "x")}, "c")
+		want := map[string]int{"google-oauth2/ok": 1, "google-oauth2/cached": 1, "facebook/rejected": 1, "apple-id/unavailable": 1}
+		mu.Lock()
+		defer mu.Unlock()
+		for k, v := range want {
+			if seen[k] != v {
+				t.Errorf("%s = %d, want %d (all: %v)", k, seen[k], v, seen)
+			}
+		}
+	})
+}
+
+func TestNewSocialDisabledProviders(t *testing.T) {
+	t.Parallel()
+	s, err := newSocial(SocialConfig{GoogleUserinfoURL: "https://g.test/userinfo", AppleJWKSURL: "https://a.test/keys",
+		AppleAudiences: []string{" , "}}, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.providers[bff.ProviderGoogle]; !ok {
+		t.Error("google disabled")
+	}
+	for _, b := range []string{bff.ProviderFacebook, bff.ProviderApple} {
+		if _, ok := s.disabled[b]; !ok {
+			t.Errorf("%s not disabled", b)
+		}
+	}
+	if !strings.Contains(s.disabled[bff.ProviderApple], "BFF_APPLE_AUDIENCE") {
+		t.Errorf("apple-id disabled for %q; the reason should name BFF_APPLE_AUDIENCE", s.disabled[bff.ProviderApple])
+	}
+}

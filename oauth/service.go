@@ -1,0 +1,456 @@
+// Package oauth makes every decision about tokens: the fosite provider and
+// its storage adapter, the two token formats and format selection, signing
+// keys, the token validator, introspection and revocation.
+package oauth
+
+import (
+	"context"
+	"crypto/sha512"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"runtime"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/compose"
+	"github.com/ory/fosite/handler/oauth2"
+
+	bff "github.com/openedx/mobile-auth-bff"
+	"github.com/openedx/mobile-auth-bff/store"
+)
+
+// Config is what the OAuth service needs to know.
+type Config struct {
+	Issuer            string
+	Audience          string
+	AccessTokenTTL    time.Duration
+	RefreshTokenTTL   time.Duration
+	RefreshReuseGrace time.Duration
+	SessionTTL        time.Duration
+	Throttle          ThrottleConfig
+	// PasswordChecks bounds the password checks running and waiting.
+	PasswordChecks PasswordCheckLimits
+	// Social reaches the Google, Facebook and Apple sign-in providers.
+	Social SocialConfig
+	// Now is the clock of the validator and of the social exchange (Apple
+	// id_token expiry, cached provider answers); nil means time.Now. Tests
+	// move it to see tokens expire.
+	Now func() time.Time
+}
+
+// Service issues, validates, introspects and revokes tokens.
+type Service struct {
+	cfg       Config
+	secrets   *Secrets
+	store     store.Store
+	keys      *KeyManager
+	provider  *fosite.Fosite
+	fstore    *fositeStore
+	validator *Validator
+	throttle  *Throttle
+	hashSlots chan struct{} // bounds concurrent password checks
+	hashQueue hashQueue     // bounds the requests waiting for a slot
+	social    *social
+	log       *slog.Logger
+}
+
+// PasswordCheckLimits bound the password checks: each takes tens of
+// milliseconds of one core and 19 MiB (argon2id), so a burst of logins
+// must neither run them all at once nor queue without bound.
+type PasswordCheckLimits struct {
+	// Slots is how many checks run at once; 0 means GOMAXPROCS.
+	Slots int
+	// Queue is how many requests may wait for a slot; beyond it a request
+	// is answered 503 at once. 0 means 32 per slot (a full queue drains
+	// in about a second at the usual tens of milliseconds a check);
+	// negative means none waits.
+	Queue int
+	// Wait is the longest a request waits for a slot before it is
+	// answered 503; 0 means DefaultPasswordCheckWait.
+	Wait time.Duration
+}
+
+// DefaultPasswordCheckWait is how long a password grant waits at most for
+// a hashing slot. A phone retries a 503 sooner than it gives up on a
+// request that hangs.
+const DefaultPasswordCheckWait = 2 * time.Second
+
+// hashQueue is the waiting room of the hashing slots.
+type hashQueue struct {
+	max     int64
+	wait    time.Duration
+	waiting atomic.Int64
+}
+
+// SupportedGrantTypes are the grant_type values the token endpoint knows.
+var SupportedGrantTypes = []string{bff.GrantPassword, bff.GrantRefreshToken, bff.GrantClientCredentials, bff.GrantTokenExchange}
+
+// NewService wires fosite to the store and the keys.
+func NewService(st store.Store, keys *KeyManager, secrets *Secrets, cfg Config, log *slog.Logger) (*Service, error) {
+	if cfg.AccessTokenTTL <= 0 || cfg.AccessTokenTTL > bff.MaxAccessTokenTTL {
+		return nil, fmt.Errorf("access token TTL must be in (0, %s]", bff.MaxAccessTokenTTL)
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 14 * 24 * time.Hour
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	soc, err := newSocial(cfg.Social, now)
+	if err != nil {
+		return nil, err
+	}
+	pc := cfg.PasswordChecks
+	if pc.Slots <= 0 {
+		pc.Slots = runtime.GOMAXPROCS(0)
+	}
+	switch {
+	case pc.Queue == 0:
+		pc.Queue = 32 * pc.Slots
+	case pc.Queue < 0:
+		pc.Queue = 0
+	}
+	if pc.Wait <= 0 {
+		pc.Wait = DefaultPasswordCheckWait
+	}
+	s := &Service{cfg: cfg, secrets: secrets, store: st, keys: keys, throttle: NewThrottle(st, cfg.Throttle),
+		social: soc, log: log, hashSlots: make(chan struct{}, pc.Slots)}
+	s.hashQueue.max, s.hashQueue.wait = int64(pc.Queue), pc.Wait
+	s.fstore = &fositeStore{store: st, grace: cfg.RefreshReuseGrace, auth: s.authenticate}
+
+	// Every getter of fosite.Config that would lazily fill a nil field is
+	// set here, so that concurrent requests never write to the config.
+	fcfg := &fosite.Config{
+		AccessTokenLifespan:          cfg.AccessTokenTTL,
+		RefreshTokenLifespan:         cfg.RefreshTokenTTL,
+		GlobalSecret:                 secrets.tokenHMAC,
+		HMACHasher:                   sha512.New512_256,
+		TokenEntropy:                 32,
+		ScopeStrategy:                fosite.ExactScopeStrategy,
+		AudienceMatchingStrategy:     fosite.DefaultAudienceMatchingStrategy,
+		RefreshTokenScopes:           []string{}, // refresh tokens without an "offline" scope
+		ClientSecretsHasher:          secretHasher{},
+		ClientAuthenticationStrategy: s.authenticateClient,
+		AccessTokenIssuer:            cfg.Issuer,
+		SendDebugMessagesToClients:   false,
+	}
+	hmac := compose.NewOAuth2HMACStrategy(fcfg)
+	strategy := &tokenStrategy{HMACSHAStrategy: hmac, keys: keys, users: st, issuer: cfg.Issuer, audience: cfg.Audience}
+	s.validator = &Validator{keys: keys, store: st, opaque: hmac, issuer: cfg.Issuer, audience: cfg.Audience, now: now}
+	tokenExchange := func(fosite.Configurator, any, any) any {
+		return &tokenExchangeHandler{
+			validator: s.validator, store: s.fstore, audience: cfg.Audience, ttl: cfg.AccessTokenTTL, now: now,
+			issuer: &oauth2.HandleHelper{AccessTokenStrategy: strategy, AccessTokenStorage: s.fstore, Config: fcfg},
+		}
+	}
+	s.provider = compose.Compose(fcfg, s.fstore, strategy,
+		//lint:ignore SA1019 the password grant is kept for the first-party apps (ADR 1)
+		compose.OAuth2ResourceOwnerPasswordCredentialsFactory,
+		compose.OAuth2RefreshTokenGrantFactory,
+		compose.OAuth2ClientCredentialsGrantFactory,
+		s.socialExchangeFactory,
+		tokenExchange,
+	).(*fosite.Fosite)
+	return s, nil
+}
+
+// Validator returns the token validator.
+func (s *Service) Validator() *Validator { return s.validator }
+
+// Keys returns the key manager.
+func (s *Service) Keys() *KeyManager { return s.keys }
+
+// requestState carries what one token request learns along the way.
+type requestState struct {
+	user       *bff.User
+	authTime   time.Time // when the password check began
+	authFailed bool
+	social     *socialRequest // social exchanges only
+}
+
+type stateKey struct{}
+
+func stateOf(ctx context.Context) *requestState {
+	st, _ := ctx.Value(stateKey{}).(*requestState)
+	if st == nil {
+		return &requestState{}
+	}
+	return st
+}
+
+// authenticate checks a password grant's credentials. An unknown login and
+// a wrong password take the same time and give the same answer.
+func (s *Service) authenticate(ctx context.Context, login, password string) (bff.User, error) {
+	st := stateOf(ctx)
+	// The account is read now; a password change committed after this
+	// instant makes the store refuse the tokens (see Session.AuthTime).
+	st.authTime = time.Now().UTC()
+	u, err := s.store.GetUserByLogin(ctx, login)
+	if err != nil && !errors.Is(err, bff.ErrNotFound) {
+		return bff.User{}, err
+	}
+	hash := u.PasswordHash
+	if err != nil || hash == "" {
+		hash = "" // unknown login, or an account without a password: burn the same time
+	}
+	ok, err := s.checkPassword(ctx, hash, password)
+	if err != nil {
+		return bff.User{}, err
+	}
+	if !ok {
+		st.authFailed = true
+		return bff.User{}, fosite.ErrNotFound
+	}
+	if u.Disabled {
+		return bff.User{}, bff.ErrAccountDisabled
+	}
+	st.user = &u
+	return u, nil
+}
+
+// checkPassword runs one password check (or, with an empty hash, the time
+// of one) in a hashing slot. Each check takes tens of milliseconds and
+// 19 MiB; the slots keep a burst of logins from exhausting memory, and
+// waiting callers give up when their request ends, when the wait bound
+// passes or when too many already wait (acquireHashSlot).
+func (s *Service) checkPassword(ctx context.Context, hash, password string) (bool, error) {
+	if err := s.acquireHashSlot(ctx); err != nil {
+		return false, err
+	}
+	defer func() { <-s.hashSlots }()
+	if hash == "" {
+		burnPasswordCheck(password)
+		return false, nil
+	}
+	return CheckPassword(hash, password), nil
+}
+
+// acquireHashSlot takes a hashing slot, waiting for one at most the
+// queue's wait and only when fewer than its max already wait; otherwise it
+// fails with ErrUnavailable (503 temporarily_unavailable with Retry-After),
+// so that a burst is answered at once instead of piling up requests.
+func (s *Service) acquireHashSlot(ctx context.Context) error {
+	select {
+	case s.hashSlots <- struct{}{}:
+		return nil
+	default:
+	}
+	q := &s.hashQueue
+	if q.waiting.Add(1) > q.max {
+		q.waiting.Add(-1)
+		return fmt.Errorf("waiting to check a password: %d requests already wait: %w", q.max, bff.ErrUnavailable)
+	}
+	defer q.waiting.Add(-1)
+	timer := time.NewTimer(q.wait)
+	defer timer.Stop()
+	select {
+	case s.hashSlots <- struct{}{}:
+		return nil
+	case <-timer.C:
+		return fmt.Errorf("waiting to check a password: no slot within %s: %w", q.wait, bff.ErrUnavailable)
+	case <-ctx.Done():
+		return fmt.Errorf("waiting to check a password: %w: %w", bff.ErrUnavailable, ctx.Err())
+	}
+}
+
+// authenticateClient replaces fosite's client authentication: HTTP Basic or
+// client_secret in the body for confidential clients, client_id alone for
+// public ones; nothing else (no assertions).
+func (s *Service) authenticateClient(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
+	id, secret, basic := r.BasicAuth()
+	if basic {
+		var err1, err2 error
+		id, err1 = url.QueryUnescape(id)
+		secret, err2 = url.QueryUnescape(secret)
+		if err1 != nil || err2 != nil {
+			return nil, fosite.ErrInvalidClient.WithHint("The client credentials in the Authorization header are not form-encoded.")
+		}
+		if form.Get("client_secret") != "" {
+			return nil, fosite.ErrInvalidRequest.WithHint("Use one client authentication method, not both HTTP Basic and client_secret.")
+		}
+		if fid := form.Get("client_id"); fid != "" && fid != id {
+			return nil, fosite.ErrInvalidRequest.WithHint("client_id does not match the HTTP Basic credentials.")
+		}
+	} else {
+		id, secret = form.Get("client_id"), form.Get("client_secret")
+	}
+	if id == "" {
+		return nil, fosite.ErrInvalidClient.WithHint("Client authentication is required: send client_id.")
+	}
+	c, err := s.store.GetClient(ctx, id)
+	if errors.Is(err, bff.ErrNotFound) {
+		return nil, fosite.ErrInvalidClient.WithHint("Unknown client.")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c.Public {
+		if secret != "" {
+			return nil, fosite.ErrInvalidClient.WithHint("This client is public and has no secret.")
+		}
+		return fositeClient{c}, nil
+	}
+	if secret == "" || (secretHasher{}).Compare(ctx, c.SecretHash, []byte(secret)) != nil {
+		return nil, fosite.ErrInvalidClient.WithHint("Client authentication failed.")
+	}
+	return fositeClient{c}, nil
+}
+
+// TokenResult is a successful token response.
+type TokenResult struct {
+	Body     map[string]any
+	Format   bff.TokenFormat
+	ClientID string
+	// Grant is how the token was obtained: the grant_type of the request,
+	// or social_exchange. The usage statistics count it.
+	Grant string
+	// GrantType is the grant of the family (password, client_credentials,
+	// social_exchange), kept through refreshes and exchanges: the
+	// grant_type claim.
+	GrantType string
+}
+
+// Token handles a token request whose form is already parsed. clientAddr
+// is the caller's address, for throttling.
+func (s *Service) Token(ctx context.Context, r *http.Request, clientAddr string) (TokenResult, error) {
+	grant := r.PostForm.Get("grant_type")
+	if grant == "" {
+		return TokenResult{}, fosite.ErrInvalidRequest.WithHint("The grant_type parameter is missing.")
+	}
+	if !slices.Contains(SupportedGrantTypes, grant) {
+		return TokenResult{}, fosite.ErrUnsupportedGrantType.WithHintf("grant_type %q is not supported.", grant)
+	}
+	// A password attempt is counted before its password is checked, so
+	// that concurrent attempts cannot all be checked (ADR 5).
+	var attempt *Attempt
+	if grant == bff.GrantPassword {
+		a, err := s.reserveLogin(ctx, r.PostForm.Get("username"), clientAddr)
+		if err != nil {
+			return TokenResult{}, err
+		}
+		attempt = a
+	}
+
+	st := &requestState{}
+	res, err := s.issue(ctx, r, st)
+	if attempt != nil {
+		outcome := Unchecked
+		switch {
+		case err == nil:
+			outcome = Succeeded
+		case st.authFailed:
+			outcome = Failed
+		}
+		if serr := attempt.Settle(ctx, outcome); serr != nil {
+			s.log.WarnContext(ctx, "settle login attempt", "err", serr)
+		}
+	}
+	if err != nil {
+		return TokenResult{}, err
+	}
+	return res, nil
+}
+
+// reserveLogin counts a password attempt in the throttle. The username
+// bucket is the account's when the login (username or email) names one,
+// so that alternating them does not double the allowance.
+func (s *Service) reserveLogin(ctx context.Context, login, clientAddr string) (*Attempt, error) {
+	var u *bff.User
+	if s.cfg.Throttle.PerUsername > 0 {
+		found, err := s.store.GetUserByLogin(ctx, login)
+		switch {
+		case err == nil:
+			u = &found
+		case !errors.Is(err, bff.ErrNotFound):
+			return nil, err
+		}
+	}
+	return s.throttle.Reserve(ctx, UserKey(u, login), clientAddr)
+}
+
+// issue runs a token request through fosite — the grant handler, scopes,
+// format selection, one store transaction for every token written — and
+// returns the response. The token endpoint and the social exchange both
+// issue through it, so their tokens, responses and errors cannot drift.
+func (s *Service) issue(ctx context.Context, r *http.Request, st *requestState) (TokenResult, error) {
+	grant := r.PostForm.Get("grant_type")
+	if grant == bff.GrantRefreshToken {
+		// fosite looks the refresh token up by its signature part and, if it
+		// was rotated long ago, revokes its family before checking the
+		// token's HMAC: someone who read the signatures in the database could
+		// revoke families. Check the HMAC first.
+		if _, ok := s.validator.opaqueSignature(ctx, r.PostForm.Get("refresh_token"), opaqueRefreshPrefix); !ok {
+			return TokenResult{}, fosite.ErrInvalidGrant.WithHint("The refresh token is malformed or not valid.")
+		}
+	}
+	ctx = context.WithValue(ctx, stateKey{}, st)
+	ar, err := s.provider.NewAccessRequest(ctx, r, NewSession())
+	if err != nil {
+		return TokenResult{}, err
+	}
+	client := clientOf(ar)
+	sess := ar.GetSession().(*Session)
+	switch grant {
+	case bff.GrantPassword:
+		sess.GrantType = bff.GrantPassword
+		sess.AuthTime = st.authTime
+		if st.user != nil {
+			sess.setUser(*st.user)
+		}
+	case bff.GrantClientCredentials:
+		sess.GrantType = bff.GrantClientCredentials
+		sess.AuthTime = time.Now().UTC()
+	}
+	// The grants that start a family grant nothing by themselves: without
+	// scope, a token gets every scope of the client; the grant handler has
+	// checked that requested scopes are the client's. (A social exchange's
+	// handler has set the grant type and user.)
+	if grant == bff.GrantPassword || grant == bff.GrantClientCredentials || grant == socialGrant {
+		scopes := ar.GetRequestedScopes()
+		if len(scopes) == 0 {
+			scopes = client.Scopes
+		}
+		for _, sc := range scopes {
+			ar.GrantScope(sc)
+		}
+	}
+	// The token exchange always issues a JWT (its handler has checked the
+	// kill switch); every other grant selects the format (SPEC §5).
+	format := bff.FormatJWT
+	if grant != bff.GrantTokenExchange {
+		if format, err = SelectFormat(client, r.PostForm, r.Header, sess.GetSubject()); err != nil {
+			return TokenResult{}, err
+		}
+	}
+	sess.Format = format
+
+	// Every token write of the response goes to the store in one call.
+	txCtx, _ := s.fstore.BeginTX(ctx)
+	resp, err := s.provider.NewAccessResponse(txCtx, ar)
+	if err != nil {
+		return TokenResult{}, err
+	}
+	if !client.HasGrant(bff.GrantRefreshToken) {
+		// fosite hands a refresh token to every password grant; a client
+		// that may not refresh gets none (and none is stored).
+		s.fstore.dropRefreshTokens(txCtx)
+		if r, ok := resp.(*fosite.AccessResponse); ok {
+			delete(r.Extra, "refresh_token")
+		}
+	}
+	if err := s.fstore.Commit(txCtx); err != nil {
+		return TokenResult{}, err
+	}
+	resp.SetTokenType(format.ResponseType())
+	grantName := grant
+	if grant == socialGrant {
+		grantName = bff.GrantSocialExchange
+	}
+	return TokenResult{Body: resp.ToMap(), Format: format, ClientID: client.ID, Grant: grantName, GrantType: sess.GrantType}, nil
+}

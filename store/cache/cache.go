@@ -1,0 +1,257 @@
+// Package cache keeps what every presented token needs — the account, the
+// client, the revoked JWT ids — in memory in front of a store, so that the
+// account check on each JWT costs a map lookup instead of a query.
+//
+// It is only as good as its invalidation: every change made through it is
+// forgotten at once, and changes made by other instances arrive as events
+// (PostgreSQL NOTIFY, see postgres.Store.Listen). While the event feed is
+// down the cache is empty and bypassed — never trusted stale — and it starts
+// empty again when the feed is back.
+package cache
+
+import (
+	"context"
+	"maps"
+	"strconv"
+	"sync"
+	"time"
+
+	bff "github.com/openedx/mobile-auth-bff"
+	"github.com/openedx/mobile-auth-bff/store"
+)
+
+// MaxEntries bounds each map; past it the map is emptied (a crude but
+// allocation-free bound: the working set refills it).
+const MaxEntries = 100_000
+
+// Store is a caching store.Store.
+type Store struct {
+	store.Store
+	maxAge time.Duration
+	now    func() time.Time
+
+	mu         sync.RWMutex
+	live       bool   // the event feed is up: cached entries may be used
+	generation uint64 // bumped by every invalidation; stale fills are dropped
+	users      map[int64]entry[bff.User]
+	clients    map[string]entry[bff.Client]
+	jtis       map[string]time.Time // nil: not loaded
+	jtisMu     sync.Mutex           // one reload of the revoked set at a time
+}
+
+type entry[T any] struct {
+	v  T
+	at time.Time
+}
+
+// New wraps inner. Entries live at most maxAge even without events; the
+// cache starts bypassed until SetLive(true).
+func New(inner store.Store, maxAge time.Duration) *Store {
+	return &Store{Store: inner, maxAge: maxAge, now: time.Now,
+		users: map[int64]entry[bff.User]{}, clients: map[string]entry[bff.Client]{}}
+}
+
+// SetLive reports the state of the event feed. Either way the cache is
+// emptied: going down, entries may miss events; coming up, events were
+// missed while it was down.
+func (s *Store) SetLive(live bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.live = live
+	s.clearLocked()
+}
+
+// Live reports whether cached entries are used.
+func (s *Store) Live() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.live
+}
+
+func (s *Store) clearLocked() {
+	s.generation++
+	s.users = map[int64]entry[bff.User]{}
+	s.clients = map[string]entry[bff.Client]{}
+	s.jtis = nil
+}
+
+// Invalidate forgets what a change event names (see store.UserEvent…).
+func (s *Store) Invalidate(ev string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.generation++
+	kind, subject := store.ParseEvent(ev)
+	switch kind {
+	case "user":
+		id, err := strconv.ParseInt(subject, 10, 64)
+		if err != nil {
+			s.clearLocked()
+			return
+		}
+		delete(s.users, id)
+	case "client":
+		delete(s.clients, subject)
+	case "jti":
+		// One more revoked id: add it to the loaded set (a copy — readers
+		// hold the old map without the lock) rather than reload it all.
+		if s.jtis != nil {
+			set := make(map[string]time.Time, len(s.jtis)+1)
+			maps.Copy(set, s.jtis)
+			set[subject] = time.Time{}
+			s.jtis = set
+		}
+	case store.EventJTIs:
+		s.jtis = nil
+	case store.EventKeys:
+		// Keys are the key manager's; nothing cached here.
+	default:
+		s.clearLocked()
+	}
+}
+
+// lookup returns a fresh cached value and the generation to fill under.
+func lookup[K comparable, V any](s *Store, m func() map[K]entry[V], k K) (V, bool, uint64, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var zero V
+	if !s.live {
+		return zero, false, 0, false
+	}
+	e, ok := m()[k]
+	if ok && s.now().Sub(e.at) < s.maxAge {
+		return e.v, true, s.generation, true
+	}
+	return zero, false, s.generation, true
+}
+
+// fill stores v unless an invalidation happened since gen.
+func fill[K comparable, V any](s *Store, m func() map[K]entry[V], k K, v V, gen uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.live || s.generation != gen {
+		return
+	}
+	mm := m()
+	if len(mm) >= MaxEntries {
+		clear(mm)
+	}
+	mm[k] = entry[V]{v: v, at: s.now()}
+}
+
+func (s *Store) usersMap() map[int64]entry[bff.User]      { return s.users }
+func (s *Store) clientsMap() map[string]entry[bff.Client] { return s.clients }
+
+// GetUser returns a user from the cache or the store.
+func (s *Store) GetUser(ctx context.Context, id int64) (bff.User, error) {
+	u, hit, gen, use := lookup(s, s.usersMap, id)
+	if hit {
+		return u, nil
+	}
+	u, err := s.Store.GetUser(ctx, id)
+	if err == nil && use {
+		fill(s, s.usersMap, id, u, gen)
+	}
+	return u, err
+}
+
+// GetClient returns a client from the cache or the store.
+func (s *Store) GetClient(ctx context.Context, id string) (bff.Client, error) {
+	c, hit, gen, use := lookup(s, s.clientsMap, id)
+	if hit {
+		return c, nil
+	}
+	c, err := s.Store.GetClient(ctx, id)
+	if err == nil && use {
+		fill(s, s.clientsMap, id, c, gen)
+	}
+	return c, err
+}
+
+// IsJTIRevoked answers from the in-memory revoked set, loading it when an
+// event (or the first call) made it unknown.
+func (s *Store) IsJTIRevoked(ctx context.Context, jti string) (bool, error) {
+	s.mu.RLock()
+	live, set, gen := s.live, s.jtis, s.generation
+	s.mu.RUnlock()
+	if !live {
+		return s.Store.IsJTIRevoked(ctx, jti)
+	}
+	if set == nil {
+		var err error
+		if set, err = s.loadJTIs(ctx, gen); err != nil {
+			return false, err
+		}
+	}
+	_, revoked := set[jti]
+	return revoked, nil
+}
+
+func (s *Store) loadJTIs(ctx context.Context, gen uint64) (map[string]time.Time, error) {
+	s.jtisMu.Lock()
+	defer s.jtisMu.Unlock()
+	s.mu.RLock()
+	if s.jtis != nil && s.generation == gen {
+		set := s.jtis
+		s.mu.RUnlock()
+		return set, nil
+	}
+	gen = s.generation
+	s.mu.RUnlock()
+	set, err := s.Store.RevokedJTIs(ctx, s.now())
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.live && s.generation == gen {
+		s.jtis = set
+	}
+	s.mu.Unlock()
+	return set, nil
+}
+
+// Writes made through this instance are forgotten at once, without waiting
+// for their event to come back.
+
+// UpdateClient changes a client and forgets it.
+func (s *Store) UpdateClient(ctx context.Context, id string, update func(*bff.Client) error) (bff.Client, error) {
+	c, err := s.Store.UpdateClient(ctx, id, update)
+	s.Invalidate(store.ClientEvent(id))
+	return c, err
+}
+
+// DeleteClient removes a client and forgets it.
+func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	err := s.Store.DeleteClient(ctx, id)
+	s.Invalidate(store.ClientEvent(id))
+	return err
+}
+
+// SetUserDisabled changes a user and forgets it and the revoked set.
+func (s *Store) SetUserDisabled(ctx context.Context, id int64, disabled bool, actor string, at time.Time) (bff.User, error) {
+	u, err := s.Store.SetUserDisabled(ctx, id, disabled, actor, at)
+	s.Invalidate(store.UserEvent(id))
+	s.Invalidate(store.EventJTIs)
+	return u, err
+}
+
+// SetUserPassword changes a user and forgets it and the revoked set.
+func (s *Store) SetUserPassword(ctx context.Context, id int64, hash, actor string, at time.Time) error {
+	err := s.Store.SetUserPassword(ctx, id, hash, actor, at)
+	s.Invalidate(store.UserEvent(id))
+	s.Invalidate(store.EventJTIs)
+	return err
+}
+
+// ApplyTokenOps applies token changes and forgets what they revoked.
+func (s *Store) ApplyTokenOps(ctx context.Context, ops []store.TokenOp) error {
+	err := s.Store.ApplyTokenOps(ctx, ops)
+	for _, op := range ops {
+		switch op := op.(type) {
+		case store.RevokeJTI:
+			s.Invalidate(store.JTIEvent(op.JTI))
+		case store.RevokeAccessToken, store.RevokeFamily:
+			s.Invalidate(store.EventJTIs)
+		}
+	}
+	return err
+}

@@ -1,0 +1,130 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	bff "github.com/openedx/mobile-auth-bff"
+	"github.com/openedx/mobile-auth-bff/store"
+)
+
+type clientRow struct {
+	ID                string    `db:"id"`
+	Name              string    `db:"name"`
+	Public            bool      `db:"public"`
+	SecretHash        []byte    `db:"secret_hash"`
+	GrantTypes        []string  `db:"grant_types"`
+	Scopes            []string  `db:"scopes"`
+	TokenType         string    `db:"token_type"`
+	JWTRolloutPercent int       `db:"jwt_rollout_percent"`
+	JWTEnabled        bool      `db:"jwt_enabled"`
+	Restricted        bool      `db:"restricted"`
+	CreatedAt         time.Time `db:"created_at"`
+	UpdatedAt         time.Time `db:"updated_at"`
+}
+
+const clientColumns = `id, name, public, secret_hash, grant_types, scopes, token_type,
+	jwt_rollout_percent, jwt_enabled, restricted, created_at, updated_at`
+
+func (r clientRow) client() bff.Client {
+	return bff.Client{
+		ID: r.ID, Name: r.Name, Public: r.Public, SecretHash: r.SecretHash,
+		GrantTypes: r.GrantTypes, Scopes: r.Scopes, TokenType: bff.TokenFormat(r.TokenType),
+		JWTRolloutPercent: r.JWTRolloutPercent, JWTEnabled: r.JWTEnabled, Restricted: r.Restricted,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+	}
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// CreateClient stores a new client.
+func (s *Store) CreateClient(ctx context.Context, c bff.Client) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		c.ID, c.Name, c.Public, c.SecretHash, nonNil(c.GrantTypes), nonNil(c.Scopes), string(c.TokenType),
+		c.JWTRolloutPercent, c.JWTEnabled, c.Restricted, c.CreatedAt, c.UpdatedAt)
+	return dbErr("create client", err)
+}
+
+// GetClient returns a client by id.
+func (s *Store) GetClient(ctx context.Context, id string) (bff.Client, error) {
+	if !storable(id) {
+		return bff.Client{}, fmt.Errorf("get client: %w", bff.ErrNotFound)
+	}
+	rows, _ := s.pool.Query(ctx, `SELECT `+clientColumns+` FROM clients WHERE id = $1`, id)
+	r, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[clientRow])
+	if err != nil {
+		return bff.Client{}, dbErr(fmt.Sprintf("get client %q", id), err)
+	}
+	return r.client(), nil
+}
+
+// ListClients returns every client ordered by id.
+func (s *Store) ListClients(ctx context.Context) ([]bff.Client, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT `+clientColumns+` FROM clients ORDER BY id`)
+	rs, err := pgx.CollectRows(rows, pgx.RowToStructByName[clientRow])
+	if err != nil {
+		return nil, dbErr("list clients", err)
+	}
+	out := make([]bff.Client, len(rs))
+	for i, r := range rs {
+		out[i] = r.client()
+	}
+	return out, nil
+}
+
+// UpdateClient changes a client with update under a row lock.
+func (s *Store) UpdateClient(ctx context.Context, id string, update func(*bff.Client) error) (bff.Client, error) {
+	if !storable(id) {
+		return bff.Client{}, fmt.Errorf("update client: %w", bff.ErrNotFound)
+	}
+	var out bff.Client
+	err := s.inTx(ctx, "update client", func(tx pgx.Tx) error {
+		rows, _ := tx.Query(ctx, `SELECT `+clientColumns+` FROM clients WHERE id = $1 FOR UPDATE`, id)
+		r, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[clientRow])
+		if err != nil {
+			return dbErr(fmt.Sprintf("client %q", id), err)
+		}
+		c := r.client()
+		if err := update(&c); err != nil {
+			return err
+		}
+		c.ID = id
+		_, err = tx.Exec(ctx, `UPDATE clients SET name = $2, public = $3, secret_hash = $4, grant_types = $5,
+			scopes = $6, token_type = $7, jwt_rollout_percent = $8, jwt_enabled = $9, restricted = $10,
+			updated_at = $11 WHERE id = $1`,
+			c.ID, c.Name, c.Public, c.SecretHash, nonNil(c.GrantTypes), nonNil(c.Scopes), string(c.TokenType),
+			c.JWTRolloutPercent, c.JWTEnabled, c.Restricted, c.UpdatedAt)
+		if err != nil {
+			return err
+		}
+		out = c
+		return notifyTx(ctx, tx, store.ClientEvent(id))
+	})
+	return out, err
+}
+
+// DeleteClient removes a client; its token families go with it (cascade).
+func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	if !storable(id) {
+		return fmt.Errorf("delete client: %w", bff.ErrNotFound)
+	}
+	return s.inTx(ctx, "delete client", func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM clients WHERE id = $1`, id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("client %q: %w", id, bff.ErrNotFound)
+		}
+		return notifyTx(ctx, tx, store.ClientEvent(id))
+	})
+}

@@ -1,0 +1,362 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	bff "github.com/openedx/mobile-auth-bff"
+	"github.com/openedx/mobile-auth-bff/store"
+)
+
+// ApplyTokenOps applies every op in one transaction.
+func (s *Store) ApplyTokenOps(ctx context.Context, ops []store.TokenOp) error {
+	if len(ops) == 0 {
+		return nil
+	}
+	return s.inTx(ctx, "apply token ops", func(tx pgx.Tx) error {
+		b := &opBatch{checked: map[string]bool{}}
+		for _, op := range ops {
+			if err := b.apply(ctx, tx, op); err != nil {
+				return err
+			}
+		}
+		return b.notify(ctx, tx)
+	})
+}
+
+// opBatch is the state of one ApplyTokenOps transaction.
+type opBatch struct {
+	checked     map[string]bool // families whose token creation was allowed
+	revokedJTIs []string        // JWT ids newly denied
+	manyJTIs    bool            // too many to name: caches reload the set
+}
+
+// maxJTIEvents bounds the events one transaction sends for revoked JWT ids;
+// beyond it, one "reload everything" event.
+const maxJTIEvents = 20
+
+// notify tells the other instances what this transaction revoked — only
+// what actually changed, so that revoking a revoked token costs no
+// instance a reload.
+func (b *opBatch) notify(ctx context.Context, tx pgx.Tx) error {
+	if b.manyJTIs || len(b.revokedJTIs) > maxJTIEvents {
+		return notifyTx(ctx, tx, store.EventJTIs)
+	}
+	events := make([]string, len(b.revokedJTIs))
+	for i, jti := range b.revokedJTIs {
+		events[i] = store.JTIEvent(jti)
+	}
+	return notifyTx(ctx, tx, events...)
+}
+
+func nullUser(id int64) *int64 {
+	if id == 0 {
+		return nil
+	}
+	return &id
+}
+
+func nullString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func authTime(auth, issued time.Time) time.Time {
+	if auth.IsZero() {
+		return issued
+	}
+	return auth
+}
+
+// allowTokens creates the family if it is new, and checks that it may get
+// tokens: not revoked, its user enabled and not reset since the family was
+// authenticated. The share locks taken here (user first, then family: the
+// order the disabling takes them in) make a concurrent revocation wait for
+// this transaction, or this one see it.
+func (b *opBatch) allowTokens(ctx context.Context, tx pgx.Tx, familyID, clientID string, userID int64, grant string, auth, at time.Time) error {
+	if b.checked[familyID] {
+		return nil
+	}
+	var disabled bool
+	var validAfter *time.Time
+	if userID != 0 {
+		err := tx.QueryRow(ctx, `SELECT disabled, tokens_valid_after FROM users WHERE id = $1 FOR SHARE`, userID).
+			Scan(&disabled, &validAfter)
+		if err != nil {
+			return dbErr("token user", err)
+		}
+		if disabled {
+			return bff.ErrAccountDisabled
+		}
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO token_families (id, client_id, user_id, grant_type, authenticated_at, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
+		familyID, clientID, nullUser(userID), grant, auth, at); err != nil {
+		return dbErr("create token family", err)
+	}
+	var revokedAt, familyAuth *time.Time
+	if err := tx.QueryRow(ctx, `SELECT revoked_at, authenticated_at FROM token_families WHERE id = $1 FOR SHARE`,
+		familyID).Scan(&revokedAt, &familyAuth); err != nil {
+		return dbErr("token family", err)
+	}
+	if revokedAt != nil {
+		return fmt.Errorf("token family: %w", bff.ErrTokenRevoked)
+	}
+	if familyAuth != nil {
+		auth = *familyAuth
+	}
+	if validAfter != nil && validAfter.After(auth) {
+		return fmt.Errorf("authenticated before the last password change: %w", bff.ErrTokenRevoked)
+	}
+	b.checked[familyID] = true
+	return nil
+}
+
+func (b *opBatch) apply(ctx context.Context, tx pgx.Tx, op store.TokenOp) error {
+	switch op := op.(type) {
+	case store.CreateAccessToken:
+		t := op.Token
+		if err := b.allowTokens(ctx, tx, t.FamilyID, t.ClientID, t.UserID, t.GrantType, authTime(t.AuthTime, t.IssuedAt), t.IssuedAt); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO access_tokens (signature, family_id, jti, format, client_id, user_id,
+			grant_type, scopes, issued_at, expires_at, revoked_at, request)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			t.Signature, t.FamilyID, nullString(t.JTI), string(t.Format), t.ClientID, nullUser(t.UserID),
+			t.GrantType, nonNil(t.Scopes), t.IssuedAt, t.ExpiresAt, t.RevokedAt, json.RawMessage(t.Request))
+		return dbErr("create access token", err)
+	case store.CreateRefreshToken:
+		t := op.Token
+		if err := b.allowTokens(ctx, tx, t.FamilyID, t.ClientID, t.UserID, t.GrantType, authTime(t.AuthTime, t.IssuedAt), t.IssuedAt); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO refresh_tokens (signature, family_id, access_signature, client_id,
+			user_id, grant_type, scopes, issued_at, expires_at, rotated_at, revoked_at, request)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			t.Signature, t.FamilyID, t.AccessSignature, t.ClientID, nullUser(t.UserID), t.GrantType,
+			nonNil(t.Scopes), t.IssuedAt, t.ExpiresAt, t.RotatedAt, t.RevokedAt, json.RawMessage(t.Request))
+		return dbErr("create refresh token", err)
+	case store.MarkRefreshRotated:
+		return execOne(ctx, tx, "mark refresh token rotated",
+			`UPDATE refresh_tokens SET rotated_at = COALESCE(rotated_at, $2) WHERE signature = $1`, op.Signature, op.At)
+	case store.RevokeRefreshToken:
+		return execOne(ctx, tx, "revoke refresh token",
+			`UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE signature = $1`, op.Signature, op.At)
+	case store.RevokeAccessToken:
+		if err := execOne(ctx, tx, "revoke access token",
+			`UPDATE access_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE signature = $1`, op.Signature, op.At); err != nil {
+			return err
+		}
+		return b.denyJTIs(ctx, tx, "revoke access token jti", `INSERT INTO revoked_jtis (jti, expires_at)
+			SELECT jti, expires_at FROM access_tokens WHERE signature = $1 AND jti IS NOT NULL
+			ON CONFLICT (jti) DO NOTHING RETURNING jti`, op.Signature)
+	case store.RevokeJTI:
+		return b.denyJTIs(ctx, tx, "revoke jti", `INSERT INTO revoked_jtis (jti, expires_at) VALUES ($1, $2)
+			ON CONFLICT (jti) DO NOTHING RETURNING jti`, op.JTI, op.ExpiresAt)
+	case store.RevokeFamily:
+		// The family first: its row lock makes a token write in flight
+		// finish before the JWT ids are collected below (or fail its check).
+		if _, err := tx.Exec(ctx, `UPDATE token_families SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1`,
+			op.FamilyID, op.At); err != nil {
+			return dbErr("revoke family", err)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE family_id = $1`, op.FamilyID); err != nil {
+			return dbErr("end family sessions", err)
+		}
+		return b.denyJTIs(ctx, tx, "revoke family jtis", `INSERT INTO revoked_jtis (jti, expires_at)
+			SELECT jti, expires_at FROM access_tokens
+			WHERE family_id = $1 AND jti IS NOT NULL AND expires_at > $2
+			ON CONFLICT (jti) DO NOTHING RETURNING jti`, op.FamilyID, op.At)
+	default:
+		return fmt.Errorf("unknown token op %T: %w", op, bff.ErrInvalidInput)
+	}
+}
+
+// denyJTIs runs an INSERT … RETURNING jti into revoked_jtis and remembers
+// the ids it added, for the change events.
+func (b *opBatch) denyJTIs(ctx context.Context, tx pgx.Tx, op, sql string, args ...any) error {
+	rows, _ := tx.Query(ctx, sql, args...)
+	jtis, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return dbErr(op, err)
+	}
+	if len(b.revokedJTIs)+len(jtis) > maxJTIEvents {
+		b.manyJTIs = true
+		return nil
+	}
+	b.revokedJTIs = append(b.revokedJTIs, jtis...)
+	return nil
+}
+
+func execOne(ctx context.Context, tx pgx.Tx, op, sql string, args ...any) error {
+	tag, err := tx.Exec(ctx, sql, args...)
+	if err != nil {
+		return dbErr(op, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%s: %w", op, bff.ErrNotFound)
+	}
+	return nil
+}
+
+type accessRow struct {
+	Signature string     `db:"signature"`
+	FamilyID  string     `db:"family_id"`
+	JTI       *string    `db:"jti"`
+	Format    string     `db:"format"`
+	ClientID  string     `db:"client_id"`
+	UserID    *int64     `db:"user_id"`
+	GrantType string     `db:"grant_type"`
+	Scopes    []string   `db:"scopes"`
+	IssuedAt  time.Time  `db:"issued_at"`
+	ExpiresAt time.Time  `db:"expires_at"`
+	RevokedAt *time.Time `db:"revoked_at"`
+	Request   []byte     `db:"request"`
+}
+
+// GetAccessToken returns an access token by signature.
+func (s *Store) GetAccessToken(ctx context.Context, signature string) (bff.AccessToken, error) {
+	if !storable(signature) {
+		return bff.AccessToken{}, fmt.Errorf("get access token: %w", bff.ErrNotFound)
+	}
+	return s.getAccessToken(ctx, "a.signature = $1", signature)
+}
+
+// GetAccessTokenByJTI returns a JWT's record by its id.
+func (s *Store) GetAccessTokenByJTI(ctx context.Context, jti string) (bff.AccessToken, error) {
+	if jti == "" || !storable(jti) {
+		return bff.AccessToken{}, fmt.Errorf("get access token: %w", bff.ErrNotFound)
+	}
+	return s.getAccessToken(ctx, "a.jti = $1", jti)
+}
+
+func (s *Store) getAccessToken(ctx context.Context, where, arg string) (bff.AccessToken, error) {
+	rows, _ := s.pool.Query(ctx, `SELECT a.signature, a.family_id, a.jti, a.format, a.client_id, a.user_id,
+		a.grant_type, a.scopes, a.issued_at, a.expires_at, COALESCE(a.revoked_at, f.revoked_at) AS revoked_at,
+		a.request
+		FROM access_tokens a JOIN token_families f ON f.id = a.family_id WHERE `+where, arg)
+	r, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[accessRow])
+	if err != nil {
+		return bff.AccessToken{}, dbErr("get access token", err)
+	}
+	return bff.AccessToken{
+		Signature: r.Signature, FamilyID: r.FamilyID, JTI: deref(r.JTI), Format: bff.TokenFormat(r.Format),
+		ClientID: r.ClientID, UserID: derefID(r.UserID), GrantType: r.GrantType, Scopes: r.Scopes,
+		IssuedAt: r.IssuedAt, ExpiresAt: r.ExpiresAt, RevokedAt: r.RevokedAt, Request: r.Request,
+	}, nil
+}
+
+type refreshRow struct {
+	Signature       string     `db:"signature"`
+	FamilyID        string     `db:"family_id"`
+	AccessSignature string     `db:"access_signature"`
+	ClientID        string     `db:"client_id"`
+	UserID          *int64     `db:"user_id"`
+	GrantType       string     `db:"grant_type"`
+	Scopes          []string   `db:"scopes"`
+	IssuedAt        time.Time  `db:"issued_at"`
+	ExpiresAt       time.Time  `db:"expires_at"`
+	RotatedAt       *time.Time `db:"rotated_at"`
+	RevokedAt       *time.Time `db:"revoked_at"`
+	Request         []byte     `db:"request"`
+}
+
+// GetRefreshToken returns a refresh token by signature.
+func (s *Store) GetRefreshToken(ctx context.Context, signature string) (bff.RefreshToken, error) {
+	if !storable(signature) {
+		return bff.RefreshToken{}, fmt.Errorf("get refresh token: %w", bff.ErrNotFound)
+	}
+	rows, _ := s.pool.Query(ctx, `SELECT r.signature, r.family_id, r.access_signature, r.client_id, r.user_id,
+		r.grant_type, r.scopes, r.issued_at, r.expires_at, r.rotated_at,
+		COALESCE(r.revoked_at, f.revoked_at) AS revoked_at, r.request
+		FROM refresh_tokens r JOIN token_families f ON f.id = r.family_id WHERE r.signature = $1`, signature)
+	r, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[refreshRow])
+	if err != nil {
+		return bff.RefreshToken{}, dbErr("get refresh token", err)
+	}
+	return bff.RefreshToken{
+		Signature: r.Signature, FamilyID: r.FamilyID, AccessSignature: r.AccessSignature, ClientID: r.ClientID,
+		UserID: derefID(r.UserID), GrantType: r.GrantType, Scopes: r.Scopes, IssuedAt: r.IssuedAt,
+		ExpiresAt: r.ExpiresAt, RotatedAt: r.RotatedAt, RevokedAt: r.RevokedAt, Request: r.Request,
+	}, nil
+}
+
+// IsJTIRevoked reports whether jti is on the revoked list.
+func (s *Store) IsJTIRevoked(ctx context.Context, jti string) (bool, error) {
+	if !storable(jti) {
+		return false, nil
+	}
+	var revoked bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM revoked_jtis WHERE jti = $1)`, jti).Scan(&revoked)
+	if err != nil {
+		return false, dbErr("is jti revoked", err)
+	}
+	return revoked, nil
+}
+
+// RevokedJTIs returns the unexpired revoked JWT ids.
+func (s *Store) RevokedJTIs(ctx context.Context, now time.Time) (map[string]time.Time, error) {
+	rows, err := s.pool.Query(ctx, `SELECT jti, expires_at FROM revoked_jtis WHERE expires_at > $1`, now)
+	if err != nil {
+		return nil, dbErr("revoked jtis", err)
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var jti string
+		var exp time.Time
+		if err := rows.Scan(&jti, &exp); err != nil {
+			return nil, dbErr("revoked jtis", err)
+		}
+		out[jti] = exp
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbErr("revoked jtis", err)
+	}
+	return out, nil
+}
+
+// PruneTokens deletes what expired before the given time.
+func (s *Store) PruneTokens(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	err := s.inTx(ctx, "prune tokens", func(tx pgx.Tx) error {
+		for _, q := range []string{
+			`DELETE FROM access_tokens WHERE expires_at < $1`,
+			`DELETE FROM refresh_tokens WHERE expires_at < $1`,
+			`DELETE FROM token_families f WHERE created_at < $1
+				AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.family_id = f.id)
+				AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.family_id = f.id)`,
+			`DELETE FROM revoked_jtis WHERE expires_at < $1`,
+			`DELETE FROM sessions WHERE expires_at < $1`,
+			`DELETE FROM login_failures WHERE window_start < $1::timestamptz - interval '24 hours'`,
+		} {
+			tag, err := tx.Exec(ctx, q, before)
+			if err != nil {
+				return err
+			}
+			total += tag.RowsAffected()
+		}
+		return nil
+	})
+	return total, err
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func derefID(id *int64) int64 {
+	if id == nil {
+		return 0
+	}
+	return *id
+}
