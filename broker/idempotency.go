@@ -79,7 +79,7 @@ func (b *Broker) doKeyed(ctx context.Context, out outbound, tr *Trace) (*Respons
 	c := out.call
 	now := b.now()
 	claim := bff.IdempotencyRecord{
-		UserID: c.Principal.User.ID, Key: out.key, ClaimID: newJTI(), Fingerprint: Fingerprint(c.Method, c.Path, c.RawQuery, out.body),
+		UserID: c.Principal.User.ID, Key: out.key, ClaimID: bff.RandomID(16), Fingerprint: Fingerprint(c.Method, c.Path, c.RawQuery, out.body),
 		State: bff.IdempotencyInFlight, CreatedAt: now, ExpiresAt: now.Add(IdempotencyTTL),
 	}
 	stored, won, err := b.store.ClaimIdempotencyKey(ctx, claim)

@@ -2,8 +2,6 @@ package broker
 
 import (
 	"container/list"
-	"crypto/rand"
-	"encoding/base64"
 	"slices"
 	"strconv"
 	"strings"
@@ -83,7 +81,7 @@ func (m *minter) token(p bff.Principal) (token string, cached bool, err error) {
 		exp := now.Add(m.ttl)
 		tok, err := m.signer.SignJWT(oauth.NewUpstreamClaims(oauth.UpstreamClaimsInput{
 			Issuer: m.issuer, Audience: m.audience, User: u, Scopes: scopes,
-			IssuedAt: now, ExpiresAt: exp, JTI: newJTI(),
+			IssuedAt: now, ExpiresAt: exp, JTI: bff.RandomID(16),
 		}))
 		if err != nil {
 			return "", err
@@ -152,10 +150,4 @@ func (m *minter) size() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.lru.Len()
-}
-
-func newJTI() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
 }

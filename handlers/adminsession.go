@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	bff "github.com/openedx/mobile-auth-bff"
 )
 
 // adminCookieName is the dashboard's sign-in cookie, scoped to /admin.
@@ -68,9 +69,7 @@ func (a *adminSessions) mac(parts ...string) string {
 
 // issue returns the cookie of a new session.
 func (a *adminSessions) issue() *http.Cookie {
-	var b [18]byte
-	_, _ = rand.Read(b[:])
-	id := base64.RawURLEncoding.EncodeToString(b[:])
+	id := bff.RandomID(18)
 	exp := a.now().Add(adminSessionTTL).Truncate(time.Second)
 	expStr := strconv.FormatInt(exp.Unix(), 10)
 	return a.cookie("v1."+expStr+"."+id+"."+a.mac("session", expStr, id), exp)

@@ -2,8 +2,6 @@ package oauth
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"strings"
 	"time"
@@ -72,11 +70,7 @@ func (s *tokenStrategy) signAccessJWT(ctx context.Context, r fosite.Requester, s
 		}
 		user = sess.user
 	}
-	jti, err := newJTI()
-	if err != nil {
-		return "", err
-	}
-	sess.JTI = jti
+	sess.JTI = bff.RandomID(16)
 	now := time.Now().UTC()
 	exp := sess.GetExpiresAt(fosite.AccessToken)
 	if exp.IsZero() || exp.Sub(now) > bff.MaxAccessTokenTTL {
@@ -87,7 +81,7 @@ func (s *tokenStrategy) signAccessJWT(ctx context.Context, r fosite.Requester, s
 	return s.keys.Sign(NewAccessClaims(ClaimsInput{
 		Issuer: s.issuer, Audience: s.audience, User: user, ClientID: client.ID,
 		Scopes: r.GetGrantedScopes(), GrantType: sess.GrantType, Restricted: client.Restricted,
-		IssuedAt: now, ExpiresAt: exp, JTI: jti,
+		IssuedAt: now, ExpiresAt: exp, JTI: sess.JTI,
 	}))
 }
 
@@ -98,13 +92,4 @@ func (s *tokenStrategy) ValidateAccessToken(ctx context.Context, r fosite.Reques
 		return fosite.ErrRequestUnauthorized.WithHint("JWTs are validated by the service's validator.")
 	}
 	return s.HMACSHAStrategy.ValidateAccessToken(ctx, r, token)
-}
-
-// newJTI returns a random, unique JWT id.
-func newJTI() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
