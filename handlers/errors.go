@@ -170,48 +170,65 @@ func oauthErrorFor(err error) (int, oauthErrorBody) {
 	return http.StatusInternalServerError, oauthErrorBody{"server_error", "The server could not complete the request."}
 }
 
-// edxErrorBody is the error shape of edX's login exchange.
+// edxErrorBody is the error shape of edX's login exchange, and the two
+// members every 401 of an app-facing route carries (SPEC §0, §9).
 type edxErrorBody struct {
 	Code    string `json:"error_code"`
 	Message string `json:"developer_message"`
 }
 
-// tokenErrorCode is the code of a token verdict; "" for other errors.
-func tokenErrorCode(err error) string {
-	switch {
-	case errors.Is(err, bff.ErrNonAsymmetricToken):
-		return "non_asymmetric_token"
-	case errors.Is(err, bff.ErrInvalidToken), errors.Is(err, bff.ErrNoCredential):
-		return "invalid_token"
-	case errors.Is(err, bff.ErrTokenExpired):
-		return "token_expired"
-	case errors.Is(err, bff.ErrAccountDisabled):
-		return "account_disabled"
-	case errors.Is(err, bff.ErrTokenRevoked):
-		return "token_revoked"
-	case errors.Is(err, bff.ErrNotSupportedToken):
-		return "non_supported_token"
-	}
-	return ""
+// tokenVerdict is how every surface answers one verdict on a presented
+// token. code is the service's own name for it: the first-party API's
+// problem "code", the metrics and the migration statistics. appCode and
+// message are what the shipped apps act on (SPEC §0): Android's token
+// authenticator refreshes on token_expired, retries with a newer token or
+// logs out on token_nonexistent, and logs out on user_is_disabled; with a
+// JWT it falls back to the message when a body has no error_code.
+type tokenVerdict struct {
+	err     error
+	code    string
+	appCode string
+	message string
 }
 
-// edxMessages are the developer messages of the login exchange.
-var edxMessages = map[string]string{
-	"non_asymmetric_token": "Only asymmetric jwt are supported.",
-	"invalid_token":        "The access token is invalid.",
-	"token_expired":        "The access token has expired.",
-	"account_disabled":     "User account is disabled.",
-	"token_revoked":        "The access token has been revoked.",
-	"non_supported_token":  "Only access tokens of a user who signed in (with a password or a social provider) can be exchanged for a session.",
+// tokenVerdicts lists the verdicts in the order they are matched (a token
+// revoked by the disabling of its user is a disabled account's token).
+var tokenVerdicts = []tokenVerdict{
+	{bff.ErrNonAsymmetricToken, "non_asymmetric_token", "non_asymmetric_token", "Only asymmetric jwt are supported."},
+	{bff.ErrNoCredential, "invalid_token", "token_nonexistent", "Authentication credentials were not provided."},
+	{bff.ErrInvalidToken, "invalid_token", "token_nonexistent", "Invalid token."},
+	{bff.ErrTokenExpired, "token_expired", "token_expired", "Token has expired."},
+	{bff.ErrAccountDisabled, "account_disabled", "user_is_disabled", "User account is disabled."},
+	{bff.ErrTokenRevoked, "token_revoked", "token_nonexistent", "Invalid token."},
+	{bff.ErrNotSupportedToken, "non_supported_token", "non_supported_token",
+		"Only access tokens of a user who signed in (with a password or a social provider) can be exchanged for a session."},
+}
+
+// verdictOf returns the verdict that err carries, if any.
+func verdictOf(err error) (tokenVerdict, bool) {
+	for _, v := range tokenVerdicts {
+		if errors.Is(err, v.err) {
+			return v, true
+		}
+	}
+	return tokenVerdict{}, false
+}
+
+// tokenErrorCode is the service's code of a token verdict; "" for other
+// errors.
+func tokenErrorCode(err error) string {
+	v, _ := verdictOf(err)
+	return v.code
 }
 
 func writeEdxError(c echo.Context, err error, log *slog.Logger) {
 	c.Response().Header().Set("Cache-Control", "no-store")
-	code := tokenErrorCode(err)
 	status := http.StatusUnauthorized
-	body := edxErrorBody{Code: code, Message: edxMessages[code]}
+	var body edxErrorBody
+	v, ok := verdictOf(err)
 	switch {
-	case code != "":
+	case ok:
+		body = edxErrorBody{v.appCode, v.message}
 	case errors.Is(err, bff.ErrUnavailable):
 		status = http.StatusServiceUnavailable
 		body = edxErrorBody{"temporarily_unavailable", "The service is temporarily unavailable; retry later."}
@@ -232,6 +249,10 @@ type problem struct {
 	Detail    string `json:"detail,omitempty"`
 	Code      string `json:"code"`
 	RequestID string `json:"request_id,omitempty"`
+	// ErrorCode and DeveloperMessage carry a token verdict in the apps'
+	// vocabulary (SPEC §0) beside code.
+	ErrorCode        string `json:"error_code,omitempty"`
+	DeveloperMessage string `json:"developer_message,omitempty"`
 }
 
 // problemFor maps an error onto a status, code and detail.
@@ -243,13 +264,13 @@ func problemFor(err error) (int, string, string) {
 	switch {
 	case errors.Is(err, bff.ErrNoCredential):
 		return http.StatusUnauthorized, "invalid_token", "Authentication is required: send Authorization: Bearer <token> or JWT <token>, or the session cookie."
-	case errors.Is(err, bff.ErrAccountDisabled):
-		return http.StatusForbidden, "account_disabled", "user account is disabled"
 	case errors.Is(err, bff.ErrNotSupportedToken):
 		return http.StatusForbidden, "non_supported_token", "This token does not act for a user."
 	case tokenErrorCode(err) != "":
-		code := tokenErrorCode(err)
-		return http.StatusUnauthorized, code, edxMessages[code]
+		// A disabled account's token too is a 401, as at edX's services:
+		// the apps log out on it (ADR 0015).
+		v, _ := verdictOf(err)
+		return http.StatusUnauthorized, v.code, v.message
 	case errors.Is(err, errAdminAuth):
 		return http.StatusUnauthorized, "unauthorized", "A valid admin token is required."
 	case errors.Is(err, errCSRF):
@@ -348,10 +369,14 @@ func writeProblem(c echo.Context, err error, log *slog.Logger) {
 	}
 	logFailure(c, log, status, err)
 	h.Set(echo.HeaderContentType, "application/problem+json")
-	body, _ := json.Marshal(problem{
+	p := problem{
 		Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail, Code: code,
 		RequestID: c.Response().Header().Get(echo.HeaderXRequestID),
-	})
+	}
+	if v, ok := verdictOf(err); ok {
+		p.ErrorCode, p.DeveloperMessage = v.appCode, detail
+	}
+	body, _ := json.Marshal(p)
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(status)
 		return

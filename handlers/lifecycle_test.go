@@ -100,8 +100,8 @@ func TestAccountLifecycleMatrix(t *testing.T) {
 				t.Fatal(err)
 			}
 			disabled := map[string]string{
-				"login/opaque": "401 account_disabled", "login/jwt": "401 account_disabled",
-				"me/opaque": "403 account_disabled", "me/jwt": "403 account_disabled",
+				"login/opaque": "401 user_is_disabled", "login/jwt": "401 user_is_disabled",
+				"me/opaque": "401 account_disabled", "me/jwt": "401 account_disabled",
 				"introspect/opaque": "200 false", "introspect/jwt": "200 false", "introspect/refresh": "200 false",
 				"me/session":      "401 invalid_token", // the session is gone
 				"refresh/refresh": "403 account_disabled",
@@ -115,7 +115,7 @@ func TestAccountLifecycleMatrix(t *testing.T) {
 				t.Fatal(err)
 			}
 			dead := map[string]string{
-				"login/opaque": "401 token_revoked", "login/jwt": "401 token_revoked",
+				"login/opaque": "401 token_nonexistent", "login/jwt": "401 token_nonexistent",
 				"me/opaque": "401 token_revoked", "me/jwt": "401 token_revoked",
 				"introspect/opaque": "200 false", "introspect/jwt": "200 false", "introspect/refresh": "200 false",
 				"me/session": "401 invalid_token", "refresh/refresh": "400 invalid_grant",

@@ -146,7 +146,7 @@ func TestMigrationCounts(t *testing.T) {
 			if _, err := env.Admin.DisableUser(context.Background(), bob.ID, "test"); err != nil {
 				t.Fatal(err)
 			}
-			mustMe(t, env, "disabled", bobs, 403, "account_disabled")
+			mustMe(t, env, "disabled", bobs, 401, "account_disabled")
 			if rec := env.Post("/oauth2/login", url.Values{}, "Authorization", "Bearer "+cc["access_token"].(string)); rec.Code != 401 {
 				t.Fatalf("login with client credentials: %d", rec.Code)
 			}

@@ -7,31 +7,41 @@ import (
 
 // publicRoutes lists every route of the public listener (BFF_ADDR).
 // openapi.yaml describes the same routes; a test keeps them in step.
+//
+// Every route answers with and without a trailing slash (withSlash): the
+// Android app calls edX's paths with it, the iOS app mostly without, and a
+// redirect would lose a POST's body in some clients.
 func publicRoutes(e *echo.Echo, d Deps) {
 	token := handleToken(d.OAuth, d.Metrics)
-	e.POST("/oauth2/access_token", token)
-	e.POST("/oauth2/token", token)
-	e.POST("/oauth2/introspect", handleIntrospect(d.OAuth))
-	e.POST("/oauth2/revoke", handleRevoke(d.OAuth))
-	social := handleSocialExchange(d.OAuth, d.Metrics)
-	e.POST("/oauth2/exchange_access_token/:backend/", social)
-	e.POST("/oauth2/exchange_access_token/:backend", social)
+	withSlash(e.POST, "/oauth2/access_token", token)
+	withSlash(e.POST, "/oauth2/token", token)
+	withSlash(e.POST, "/oauth2/introspect", handleIntrospect(d.OAuth))
+	revoke := handleRevoke(d.OAuth)
+	withSlash(e.POST, "/oauth2/revoke", revoke)
+	withSlash(e.POST, "/oauth2/revoke_token", revoke) // edX's path, where the apps log out
+	withSlash(e.POST, "/oauth2/exchange_access_token/:backend", handleSocialExchange(d.OAuth, d.Metrics))
 
-	login := handleLogin(d.OAuth, d.CookieSecure, d.Metrics)
-	e.POST("/oauth2/login", login)
-	e.POST("/oauth2/login/", login)
-	e.POST("/oauth2/logout", handleLogout(d.OAuth, d.CookieSecure))
+	withSlash(e.POST, "/oauth2/login", handleLogin(d.OAuth, d.CookieSecure, d.Metrics))
+	withSlash(e.POST, "/oauth2/logout", handleLogout(d.OAuth, d.CookieSecure))
 
-	e.GET("/api/me", handleMe(d.OAuth.Validator(), d.Metrics))
+	withSlash(e.GET, "/api/me", handleMe(d.OAuth.Validator(), d.Metrics))
+	withSlash(e.GET, "/api/mobile/v0.5/my_user_info", handleMyUserInfo(d.OAuth.Validator(), d.Metrics))
 	// Every method, so that whatever the allowlist does not name is a 404
-	// like any other path it does not name.
+	// like any other path it does not name. The payment service's paths
+	// keep their own trailing slashes.
 	e.Any(brokerPrefix+"/*", handleBroker(d.Broker, d.OAuth.Validator(), d.Metrics))
 
-	e.GET("/.well-known/jwks.json", handleJWKS(d.OAuth.Keys()))
-	e.GET("/.well-known/oauth-authorization-server", handleMetadata(d.Issuer))
+	withSlash(e.GET, "/.well-known/jwks.json", handleJWKS(d.OAuth.Keys()))
+	withSlash(e.GET, "/.well-known/oauth-authorization-server", handleMetadata(d.Issuer))
 
-	e.GET("/healthz", handleHealthz())
-	e.GET("/readyz", handleReadyz(d.Store))
+	withSlash(e.GET, "/healthz", handleHealthz())
+	withSlash(e.GET, "/readyz", handleReadyz(d.Store))
+}
+
+// withSlash registers h at path and at path + "/".
+func withSlash(add func(string, echo.HandlerFunc, ...echo.MiddlewareFunc) *echo.Route, path string, h echo.HandlerFunc) {
+	add(path, h)
+	add(path+"/", h)
 }
 
 // adminRoutes lists every route of the admin listener (BFF_ADMIN_ADDR).

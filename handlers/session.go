@@ -118,15 +118,46 @@ type meJSON struct {
 // handleMe returns the user behind the presented credential (SPEC §9).
 func handleMe(v *oauth.Validator, m *metrics.Metrics) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		p, err := authenticate(c, v, m, "me")
+		u, err := presentedUser(c, v, m, "me")
 		if err != nil {
 			return err
 		}
-		if p.User == nil {
-			return bff.ErrNotSupportedToken
-		}
-		u := p.User
 		c.Response().Header().Set("Cache-Control", "no-store")
 		return c.JSON(http.StatusOK, meJSON{ID: u.ID, Username: u.Username, Email: u.Email, Name: u.Name, IsStaff: u.IsStaff})
 	}
+}
+
+// myUserInfoJSON is the answer of edX's my_user_info, in the shape the apps
+// decode right after signing in (id an integer).
+type myUserInfoJSON struct {
+	ID       int64  `json:"id"`
+	Username string `json:"username"`
+	Email    string `json:"email"`
+	Name     string `json:"name"`
+}
+
+// handleMyUserInfo is edX's GET /api/mobile/v0.5/my_user_info (SPEC §9):
+// the same credential and errors as /api/me, the apps' shape.
+func handleMyUserInfo(v *oauth.Validator, m *metrics.Metrics) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		u, err := presentedUser(c, v, m, "my_user_info")
+		if err != nil {
+			return err
+		}
+		c.Response().Header().Set("Cache-Control", "no-store")
+		return c.JSON(http.StatusOK, myUserInfoJSON{ID: u.ID, Username: u.Username, Email: u.Email, Name: u.Name})
+	}
+}
+
+// presentedUser authenticates a first-party API call that needs a user: a
+// client-credentials token acts for none.
+func presentedUser(c echo.Context, v *oauth.Validator, m *metrics.Metrics, endpoint string) (*bff.User, error) {
+	p, err := authenticate(c, v, m, endpoint)
+	if err != nil {
+		return nil, err
+	}
+	if p.User == nil {
+		return nil, bff.ErrNotSupportedToken
+	}
+	return p.User, nil
 }

@@ -120,7 +120,7 @@ func TestLoginAndMeTable(t *testing.T) {
 			for _, user := range []string{"alive", "gone"} {
 				verdict, meStatus := "", 200
 				if user == "gone" {
-					verdict, meStatus = "account_disabled", 403
+					verdict, meStatus = "account_disabled", 401
 				}
 				for _, format := range []string{"bearer", "jwt"} {
 					k := func(s string) string { return user + "/" + format + "/" + s }
@@ -132,7 +132,7 @@ func TestLoginAndMeTable(t *testing.T) {
 					)
 					rv, rs, rc := "token_revoked", 401, "token_revoked"
 					if user == "gone" {
-						rv, rs, rc = "account_disabled", 403, "account_disabled"
+						rv, rs, rc = "account_disabled", 401, "account_disabled"
 					}
 					cases = append(cases, presented{k("revoked"), revoked(user, format), false, rv, rs, rc})
 				}
@@ -189,8 +189,8 @@ func TestLoginAndMeTable(t *testing.T) {
 					} else {
 						var body map[string]string
 						_ = json.Unmarshal(login.Body.Bytes(), &body)
-						if login.Code != 401 || body["error_code"] != tc.login || body["developer_message"] == "" {
-							t.Errorf("%s: login %d %s, want 401 %s", name, login.Code, login.Body, tc.login)
+						if login.Code != 401 || body["error_code"] != appCode(tc.login) || body["developer_message"] == "" {
+							t.Errorf("%s: login %d %s, want 401 %s", name, login.Code, login.Body, appCode(tc.login))
 						}
 						if login.Header().Get("Set-Cookie") != "" {
 							t.Errorf("%s: failed login set a cookie", name)
@@ -302,7 +302,7 @@ func TestSessionCookie(t *testing.T) {
 			// logged-out session (whose cookie someone may have copied): a
 			// new session needs a new token.
 			again := env.Post("/oauth2/login", url.Values{}, "Authorization", "JWT "+tok)
-			if again.Code != 401 || !strings.Contains(again.Body.String(), "token_revoked") {
+			if again.Code != 401 || !strings.Contains(again.Body.String(), "token_nonexistent") {
 				t.Errorf("login after logout with the same token: %d %s", again.Code, again.Body)
 			}
 			if rec := me(c1); rec.Code != 401 {
@@ -400,4 +400,15 @@ func TestSessionErrorBodiesGolden(t *testing.T) {
 		out, _ := json.Marshal(map[string]any{"status": me.Code, "body": p, "www_authenticate": me.Header().Get("WWW-Authenticate")})
 		testenv.Golden(t, "me_"+tc.name, out)
 	}
+}
+
+// appCode is the apps' error_code (SPEC §0) for the service's verdict code.
+func appCode(code string) string {
+	switch code {
+	case "invalid_token", "token_revoked":
+		return "token_nonexistent"
+	case "account_disabled":
+		return "user_is_disabled"
+	}
+	return code
 }

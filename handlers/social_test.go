@@ -582,8 +582,8 @@ func TestSocialLifecycleMatrix(t *testing.T) {
 				t.Fatal(err)
 			}
 			assertVerdicts(t, "disabled", map[string]string{
-				"login/opaque": "401 account_disabled", "login/jwt": "401 account_disabled",
-				"me/opaque": "403 account_disabled", "me/jwt": "403 account_disabled",
+				"login/opaque": "401 user_is_disabled", "login/jwt": "401 user_is_disabled",
+				"me/opaque": "401 account_disabled", "me/jwt": "401 account_disabled",
 				"introspect/opaque": "200 false", "introspect/jwt": "200 false", "introspect/refresh": "200 false",
 				"me/session": "401 invalid_token", "refresh/refresh": "403 account_disabled",
 			}, verdicts(t, e.Env, secret, held))
@@ -595,7 +595,7 @@ func TestSocialLifecycleMatrix(t *testing.T) {
 				t.Fatal(err)
 			}
 			assertVerdicts(t, "re-enabled", map[string]string{
-				"login/opaque": "401 token_revoked", "login/jwt": "401 token_revoked",
+				"login/opaque": "401 token_nonexistent", "login/jwt": "401 token_nonexistent",
 				"me/opaque": "401 token_revoked", "me/jwt": "401 token_revoked",
 				"introspect/opaque": "200 false", "introspect/jwt": "200 false", "introspect/refresh": "200 false",
 				"me/session": "401 invalid_token", "refresh/refresh": "400 invalid_grant",

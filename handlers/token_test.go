@@ -88,7 +88,7 @@ func TestTokenBadInput(t *testing.T) {
 		{"basic and body secret", "grant_type=client_credentials&client_secret=" + url.QueryEscape(secret), "",
 			[]string{"Authorization", basic("backend", secret)}, 400, "invalid_request"},
 		{"malformed basic", "grant_type=client_credentials", "", []string{"Authorization", "Basic !!!"}, 401, "invalid_client"},
-		{"public client_credentials", "grant_type=client_credentials&client_id=mobile", "", nil, 400, "invalid_grant"},
+		{"public client_credentials", "grant_type=client_credentials&client_id=mobile", "", nil, 400, "unauthorized_client"},
 		{"client_credentials not allowed", "grant_type=client_credentials&client_id=backend-nocc&client_secret=x", "", nil, 401, "invalid_client"},
 		{"missing refresh_token", "grant_type=refresh_token&client_id=mobile", "", nil, 400, "invalid_grant"},
 		{"garbage refresh_token", "grant_type=refresh_token&client_id=mobile&refresh_token=%00%ff", "", nil, 400, "invalid_grant"},

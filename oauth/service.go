@@ -294,6 +294,11 @@ func (s *Service) authenticateClient(ctx context.Context, r *http.Request, form 
 		if secret != "" {
 			return nil, fosite.ErrInvalidClient.WithHint("This client is public and has no secret.")
 		}
+		if form.Get("grant_type") == bff.GrantClientCredentials {
+			// fosite answers invalid_grant; RFC 6749 §5.2 names this case
+			// unauthorized_client, and standard clients act on that.
+			return nil, fosite.ErrUnauthorizedClient.WithHint("A public client may not use the client_credentials grant.")
+		}
 		return fositeClient{c}, nil
 	}
 	if secret == "" || (secretHasher{}).Compare(ctx, c.SecretHash, []byte(secret)) != nil {
@@ -392,7 +397,7 @@ func (s *Service) issue(ctx context.Context, r *http.Request, st *requestState) 
 	ctx = context.WithValue(ctx, stateKey{}, st)
 	ar, err := s.provider.NewAccessRequest(ctx, r, NewSession())
 	if err != nil {
-		return TokenResult{}, err
+		return TokenResult{}, standardError(err)
 	}
 	client := clientOf(ar)
 	sess := ar.GetSession().(*Session)
@@ -434,7 +439,7 @@ func (s *Service) issue(ctx context.Context, r *http.Request, st *requestState) 
 	txCtx, _ := s.fstore.BeginTX(ctx)
 	resp, err := s.provider.NewAccessResponse(txCtx, ar)
 	if err != nil {
-		return TokenResult{}, err
+		return TokenResult{}, standardError(err)
 	}
 	if !client.HasGrant(bff.GrantRefreshToken) {
 		// fosite hands a refresh token to every password grant; a client
@@ -453,4 +458,23 @@ func (s *Service) issue(ctx context.Context, r *http.Request, st *requestState) 
 		grantName = bff.GrantSocialExchange
 	}
 	return TokenResult{Body: resp.ToMap(), Format: format, ClientID: client.ID, Grant: grantName, GrantType: sess.GrantType}, nil
+}
+
+// standardError corrects the fosite errors whose error code is not the one
+// RFC 6749 §5.2 gives the case: a refresh token that lost a race with
+// another use of itself, or that does not validate, is an invalid grant,
+// not a malformed request.
+func standardError(err error) error {
+	var rfc *fosite.RFC6749Error
+	if !errors.As(err, &rfc) || rfc.ErrorField != fosite.ErrInvalidRequest.ErrorField {
+		return err
+	}
+	switch {
+	case errors.Is(err, fosite.ErrSerializationFailure):
+		return fosite.ErrInvalidGrant.WithWrap(err).WithHint("The refresh token was used by another request at the same time; retry the request.")
+	case errors.Is(err, fosite.ErrNotFound), errors.Is(err, fosite.ErrInactiveToken),
+		errors.Is(err, fosite.ErrTokenSignatureMismatch), errors.Is(err, fosite.ErrInvalidTokenFormat):
+		return fosite.ErrInvalidGrant.WithWrap(err).WithHint("The refresh token is not valid.")
+	}
+	return err
 }

@@ -179,11 +179,11 @@ func TestE2EBroker(t *testing.T) {
 			t.Errorf("after the cooldown: %d %s", r.status, r.body)
 		}
 
-		// Disabled: 403 at once, nothing upstream.
+		// Disabled: 401 user_is_disabled at once, nothing upstream.
 		s.mustAdmin("POST", "/admin/users/"+itoa(uid)+"/disable", nil, 200)
 		before = up.Count()
 		for _, tok := range []string{jwtTok.AccessToken, opaque.AccessToken} {
-			if r := s.brokerCall("GET", "/api/v2/orders/", tok, ""); r.status != 403 || problem(t, r) != "account_disabled" {
+			if r := s.brokerCall("GET", "/api/v2/orders/", tok, ""); r.status != 401 || problem(t, r) != "account_disabled" || r.json(t)["error_code"] != "user_is_disabled" {
 				t.Errorf("disabled: %d %s", r.status, r.body)
 			}
 		}

@@ -69,7 +69,7 @@ func TestE2ESessionExchange(t *testing.T) {
 		if r := s.get("/api/me"); r.status != 401 {
 			t.Errorf("/api/me without credentials: %d", r.status)
 		}
-		if r := s.postForm("/oauth2/login", url.Values{}); r.status != 401 || r.json(t)["error_code"] != "invalid_token" {
+		if r := s.postForm("/oauth2/login", url.Values{}); r.status != 401 || r.json(t)["error_code"] != "token_nonexistent" {
 			t.Errorf("login without credentials: %d %s", r.status, r.body)
 		}
 	})
