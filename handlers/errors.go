@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -80,6 +81,15 @@ var (
 func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
+			return
+		}
+		if clientGone(c, err) {
+			// Nobody reads the answer, and nothing failed on our side: the
+			// access log and the metrics count it as nginx's 499, not as a
+			// server error.
+			c.Response().Status = statusClientGone
+			log.DebugContext(c.Request().Context(), "client went away", "request_id",
+				c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
 			return
 		}
 		var oe *oauthError
@@ -408,4 +418,10 @@ func logFailure(c echo.Context, log *slog.Logger, status int, err error) {
 	default:
 		log.DebugContext(c.Request().Context(), "request rejected", "request_id", rid, "status", status, "err", err)
 	}
+}
+
+// clientGone reports whether a request failed because its client hung up
+// (the request's context was canceled) rather than because of the service.
+func clientGone(c echo.Context, err error) bool {
+	return errors.Is(err, context.Canceled) && errors.Is(c.Request().Context().Err(), context.Canceled)
 }

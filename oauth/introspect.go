@@ -156,7 +156,8 @@ func (s *Service) Revoke(ctx context.Context, r *http.Request) error {
 		if claims.ClientID != caller.ID {
 			return fosite.ErrUnauthorizedClient.WithHint("The token was issued to another client.")
 		}
-		ops := []store.TokenOp{store.RevokeJTI{JTI: claims.JTI, ExpiresAt: time.Unix(claims.Expiry, 0)}}
+		ops := []store.TokenOp{store.RevokeJTI{JTI: claims.JTI, ExpiresAt: time.Unix(claims.Expiry, 0)},
+			store.EndSession{ID: SessionID(s.sessionCookie(claims.JTI, ""))}}
 		if t, err := s.store.GetAccessTokenByJTI(ctx, claims.JTI); err == nil {
 			ops = append(ops, store.RevokeAccessToken{Signature: t.Signature, At: now})
 		} else if !errors.Is(err, bff.ErrNotFound) {
@@ -167,7 +168,8 @@ func (s *Service) Revoke(ctx context.Context, r *http.Request) error {
 
 	if sig, ok := s.validator.opaqueSignature(ctx, token, opaqueAccessPrefix); ok {
 		t, err := s.store.GetAccessToken(ctx, sig)
-		return s.revokeOwned(ctx, caller, t.ClientID, err, store.RevokeAccessToken{Signature: sig, At: now})
+		return s.revokeOwned(ctx, caller, t.ClientID, err, store.RevokeAccessToken{Signature: sig, At: now},
+			store.EndSession{ID: SessionID(s.sessionCookie("", token))})
 	}
 	if sig, ok := s.validator.opaqueSignature(ctx, token, opaqueRefreshPrefix); ok {
 		t, err := s.store.GetRefreshToken(ctx, sig)
@@ -178,7 +180,7 @@ func (s *Service) Revoke(ctx context.Context, r *http.Request) error {
 
 // revokeOwned applies a revocation to a token that the lookup found (lookupErr
 // nil) and that belongs to the caller. An unknown token is not an error.
-func (s *Service) revokeOwned(ctx context.Context, caller bff.Client, owner string, lookupErr error, op store.TokenOp) error {
+func (s *Service) revokeOwned(ctx context.Context, caller bff.Client, owner string, lookupErr error, ops ...store.TokenOp) error {
 	if errors.Is(lookupErr, bff.ErrNotFound) {
 		return nil
 	}
@@ -188,5 +190,5 @@ func (s *Service) revokeOwned(ctx context.Context, caller bff.Client, owner stri
 	if owner != caller.ID {
 		return fosite.ErrUnauthorizedClient.WithHint("The token was issued to another client.")
 	}
-	return s.store.ApplyTokenOps(ctx, []store.TokenOp{op})
+	return s.store.ApplyTokenOps(ctx, ops)
 }

@@ -58,13 +58,7 @@ func (s *Service) Login(ctx context.Context, c Credential) (string, bff.Session,
 	}
 	// The same token always gives the same cookie (a JWT is known by its
 	// id, so that a second valid signature of it is the same token).
-	mac := hmac.New(sha256.New, s.secrets.sessionKey)
-	if p.JTI != "" {
-		mac.Write([]byte("jwt:" + p.JTI))
-	} else {
-		mac.Write([]byte("opaque:" + c.Token))
-	}
-	cookie := base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+	cookie := s.sessionCookie(p.JTI, c.Token)
 	family := p.FamilyID
 	if p.JTI != "" {
 		// JWTs carry no family; the stored record of the token knows it.
@@ -97,4 +91,18 @@ func (s *Service) Logout(ctx context.Context, cookie string) error {
 		return nil
 	}
 	return s.store.DeleteSession(ctx, SessionID(cookie))
+}
+
+// sessionCookie is the cookie value of the web session made from an access
+// token: a JWT is known by its id (a second valid signature of it is the
+// same token), an opaque token by its (canonical) text. Login and the
+// revocation that ends the session both derive it here.
+func (s *Service) sessionCookie(jti, token string) string {
+	mac := hmac.New(sha256.New, s.secrets.sessionKey)
+	if jti != "" {
+		mac.Write([]byte("jwt:" + jti))
+	} else {
+		mac.Write([]byte("opaque:" + token))
+	}
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }

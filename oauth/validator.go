@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	josejson "github.com/go-jose/go-jose/v4/json"
 	"github.com/ory/fosite/handler/oauth2"
 
 	bff "github.com/openedx/mobile-auth-bff"
@@ -99,10 +100,30 @@ const (
 // signatures cannot be turned into working tokens.
 func (v *Validator) opaqueSignature(ctx context.Context, token, prefix string) (string, bool) {
 	raw, ok := strings.CutPrefix(token, prefix)
-	if !ok || v.opaque.Enigma.Validate(ctx, raw) != nil {
+	if !ok || !canonicalOpaque(raw) || v.opaque.Enigma.Validate(ctx, raw) != nil {
 		return "", false
 	}
 	return v.opaque.Enigma.Signature(raw), true
+}
+
+// canonicalOpaque reports whether both base64url parts of an opaque token
+// ("key.signature") are spelled the one way the service spells them. A
+// decoder ignores the unused low bits of the last character (and line
+// breaks), so one token has several spellings that validate; everything
+// derived from a token's text — a session cookie, say — must not see a
+// second one.
+func canonicalOpaque(raw string) bool {
+	key, sig, ok := strings.Cut(raw, ".")
+	if !ok {
+		return false
+	}
+	for _, part := range []string{key, sig} {
+		b, err := base64.RawURLEncoding.Strict().DecodeString(part)
+		if err != nil || base64.RawURLEncoding.EncodeToString(b) != part {
+			return false
+		}
+	}
+	return true
 }
 
 // ClientVerdict is the rejection of a token whose client the validator had
@@ -308,7 +329,9 @@ func (v *Validator) VerifyJWT(ctx context.Context, token string) (AccessClaims, 
 	if payload == nil {
 		return claims, fmt.Errorf("%w: bad signature", bff.ErrInvalidToken)
 	}
-	if err := json.Unmarshal(payload, &claims); err != nil {
+	// Claim names are case-sensitive and a claim is named once (RFC 7519
+	// §4): encoding/json would take "ISS" for iss and the last of two.
+	if err := josejson.Unmarshal(payload, &claims); err != nil {
 		return claims, fmt.Errorf("%w: malformed claims", bff.ErrInvalidToken)
 	}
 	switch {

@@ -304,6 +304,10 @@ type RevokeFamily struct {
 	At       time.Time
 }
 
+// EndSession ends the web session with this id, if there is one: the
+// session made from an access token that is being revoked (RFC 7009 §2.1).
+type EndSession struct{ ID string }
+
 func (CreateAccessToken) tokenOp()  {}
 func (CreateRefreshToken) tokenOp() {}
 func (MarkRefreshRotated) tokenOp() {}
@@ -311,6 +315,7 @@ func (RevokeRefreshToken) tokenOp() {}
 func (RevokeAccessToken) tokenOp()  {}
 func (RevokeJTI) tokenOp()          {}
 func (RevokeFamily) tokenOp()       {}
+func (EndSession) tokenOp()         {}
 
 // Change events: what another instance must forget from its caches. The
 // PostgreSQL store sends them with NOTIFY in the transaction that makes the

@@ -423,6 +423,8 @@ func (s *Store) ApplyTokenOps(_ context.Context, ops []store.TokenOp) error {
 			s.revokedJTIs[op.JTI] = op.ExpiresAt
 		case store.RevokeFamily:
 			s.revokeFamilyLocked(op.FamilyID, op.At)
+		case store.EndSession:
+			delete(s.sessions, op.ID)
 		}
 	}
 	return nil
@@ -502,7 +504,7 @@ func (s *Store) checkOpsLocked(ops []store.TokenOp) error {
 			if _, ok := s.access[op.Signature]; !ok && !createdAccess[op.Signature] {
 				return fmt.Errorf("access token: %w", bff.ErrNotFound)
 			}
-		case store.RevokeJTI, store.RevokeFamily:
+		case store.RevokeJTI, store.RevokeFamily, store.EndSession:
 		default:
 			return fmt.Errorf("unknown token op %T: %w", op, bff.ErrInvalidInput)
 		}

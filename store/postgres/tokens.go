@@ -173,6 +173,11 @@ func (b *opBatch) apply(ctx context.Context, tx pgx.Tx, op store.TokenOp) error 
 			SELECT jti, expires_at FROM access_tokens
 			WHERE family_id = $1 AND jti IS NOT NULL AND expires_at > $2
 			ON CONFLICT (jti) DO NOTHING RETURNING jti`, op.FamilyID, op.At)
+	case store.EndSession:
+		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE id = $1`, op.ID); err != nil {
+			return dbErr("end session", err)
+		}
+		return nil
 	default:
 		return fmt.Errorf("unknown token op %T: %w", op, bff.ErrInvalidInput)
 	}

@@ -882,6 +882,20 @@ func testSessions(t *testing.T, s store.Store) {
 	if _, err := s.GetSession(ctx, "live"); err != nil {
 		t.Errorf("session of another family: %v", err)
 	}
+	// Ending one session (its token was revoked) ends that one, in the
+	// batch of the revocation; an unknown id is no error.
+	if _, err := s.EnsureSession(ctx, newSession("from-token", u.ID, t0, time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ApplyTokenOps(ctx, []store.TokenOp{store.EndSession{ID: "from-token"}, store.EndSession{ID: "nope"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetSession(ctx, "from-token"); !errors.Is(err, bff.ErrNotFound) {
+		t.Errorf("session of a revoked token: %v", err)
+	}
+	if _, err := s.GetSession(ctx, "live"); err != nil {
+		t.Errorf("another session after EndSession: %v", err)
+	}
 	// Deleting the client ends its sessions.
 	if err := s.DeleteClient(ctx, "mobile"); err != nil {
 		t.Fatal(err)
