@@ -100,7 +100,7 @@ func NewAccessClaims(in ClaimsInput) AccessClaims {
 		IssuedAt: in.IssuedAt.Unix(), Expiry: in.ExpiresAt.Unix(), JTI: in.JTI,
 		Scope: strings.Join(scopes, " "), Scopes: scopes, GrantType: in.GrantType,
 		IsRestricted: in.Restricted, Version: ClaimsVersion,
-		Subject: in.ClientID, // RFC 9068 §2.2: the client, when no user is involved
+		Subject: bff.ClientSubject(in.ClientID), // RFC 9068 §2.2: the client, when no user is involved
 	}
 	if u := in.User; u != nil {
 		c.Subject = u.Subject()

@@ -155,8 +155,8 @@ func TestAccessClaimsGolden(t *testing.T) {
 				if m["email"] != in.User.Email || m["email_verified"] != in.User.EmailVerified {
 					t.Errorf("email = %v/%v, want %v/%v", m["email"], m["email_verified"], in.User.Email, in.User.EmailVerified)
 				}
-			} else if m["sub"] != in.ClientID {
-				t.Errorf("sub = %v, want the client id %q when no user is involved", m["sub"], in.ClientID)
+			} else if m["sub"] != "client:"+in.ClientID {
+				t.Errorf("sub = %v, want client:%s when no user is involved", m["sub"], in.ClientID)
 			}
 			if slices.Contains(in.Scopes, oauth.ScopeProfile) && in.User != nil {
 				given, family := in.User.GivenAndFamilyName()
@@ -289,8 +289,8 @@ func TestIssuedJWT(t *testing.T) {
 		if cl["exp"].(float64)-cl["iat"].(float64) > 3600 {
 			t.Fatalf("exp-iat = %v", cl["exp"].(float64)-cl["iat"].(float64))
 		}
-		if cl["sub"] != backend.ID {
-			t.Fatalf("sub = %v, want the client id", cl["sub"])
+		if cl["sub"] != "client:"+backend.ID {
+			t.Fatalf("sub = %v, want client:<client id>", cl["sub"])
 		}
 	}
 }

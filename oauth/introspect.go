@@ -88,7 +88,7 @@ func (s *Service) describe(p bff.Principal) Introspection {
 	in := Introspection{
 		Active: true, Scope: strings.Join(p.Scopes, " "), ClientID: p.Client.ID,
 		TokenType: p.Format.ResponseType(), Exp: p.ExpiresAt.Unix(), Iat: p.IssuedAt.Unix(),
-		Sub: p.Client.ID, Aud: []string{s.cfg.Audience}, Iss: s.cfg.Issuer, JTI: p.JTI, GrantType: p.GrantType,
+		Sub: bff.ClientSubject(p.Client.ID), Aud: []string{s.cfg.Audience}, Iss: s.cfg.Issuer, JTI: p.JTI, GrantType: p.GrantType,
 	}
 	if p.User != nil {
 		in.Sub, in.Username = p.User.Subject(), p.User.Username

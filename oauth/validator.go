@@ -265,6 +265,8 @@ func (v *Validator) validateJWT(ctx context.Context, token string) (_ bff.Princi
 			return bff.Principal{}, fmt.Errorf("issued before the last password change: %w", bff.ErrTokenRevoked)
 		}
 		p.User = &u
+	} else if !clientSubject(claims.Subject, client.ID) {
+		return bff.Principal{}, fmt.Errorf("%w: sub of a client token is not its client", bff.ErrInvalidToken)
 	}
 	revoked, err := v.store.IsJTIRevoked(ctx, claims.JTI)
 	if err != nil {
@@ -411,4 +413,16 @@ func canonicalSegments(token string) bool {
 		}
 	}
 	return true
+}
+
+// clientSubject reports whether sub is the subject of a token that acts for
+// client id alone. JWTs issued before client subjects were namespaced carry
+// the bare client id; they are accepted until they expire (an hour at most)
+// unless that id reads as a user's subject.
+func clientSubject(sub, id string) bool {
+	if sub == bff.ClientSubject(id) {
+		return true
+	}
+	_, user := bff.ParseSubject(sub)
+	return sub == id && !user
 }

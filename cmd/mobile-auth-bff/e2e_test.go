@@ -245,7 +245,7 @@ func TestE2EClientCredentials(t *testing.T) {
 				t.Errorf("client credentials: type %s, refresh %q", tok.TokenType, tok.RefreshToken)
 			}
 			_, c := s.verifyJWT(tok.AccessToken)
-			if c["sub"] != "svc" || c["grant_type"] != "client_credentials" || c["user_id"] != nil || c["email"] != nil {
+			if c["sub"] != "client:svc" || c["grant_type"] != "client_credentials" || c["user_id"] != nil || c["email"] != nil {
 				t.Errorf("client-credentials claims: %v", c)
 			}
 		}
