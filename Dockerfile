@@ -24,6 +24,11 @@ COPY --from=build /out/mobile-auth-bff /usr/local/bin/mobile-auth-bff
 USER 65532:65532
 # Inside a container the listeners must bind all interfaces to be reachable
 # at all; publish the admin port (8081) to trusted hosts only.
+# BFF_ISSUER has no default here, and serve refuses to start without it on a
+# listener bound to every interface: set it to the public https:// URL the
+# clients reach the service at (docker run -e BFF_ISSUER=https://auth.example.org
+# ...). It is the iss of every JWT and what edX services list in JWT_ISSUERS
+# (docs/edx-services.md). migrate and admin commands run without it.
 ENV BFF_ADDR=0.0.0.0:8080 \
     BFF_ADMIN_ADDR=0.0.0.0:8081
 EXPOSE 8080 8081

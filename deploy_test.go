@@ -241,6 +241,28 @@ func TestComposeBFFService(t *testing.T) {
 		}
 	})
 
+	// The listener binds every interface, where serve refuses to start
+	// without BFF_ISSUER (cmd/mobile-auth-bff/config.go checkIssuer and
+	// requireIssuer hold the rule; this is the part a compose file can
+	// get wrong).
+	t.Run("issuer", func(t *testing.T) {
+		raw, ok := env["BFF_ISSUER"]
+		if !ok {
+			t.Fatal("BFF_ISSUER is not set: with BFF_ADDR on 0.0.0.0 the service refuses to start")
+		}
+		iss := interpolate(raw)
+		u, err := url.Parse(iss)
+		if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+			t.Fatalf("BFF_ISSUER = %q (%q as interpolated), want an absolute https URL", raw, iss)
+		}
+		if ip := net.ParseIP(u.Hostname()); u.Scheme == "http" && u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			t.Errorf("BFF_ISSUER = %q: http is refused on a host other than loopback", iss)
+		}
+		if u.User != nil || strings.ContainsAny(iss, "?#") || strings.HasSuffix(iss, "/") {
+			t.Errorf("BFF_ISSUER = %q: no userinfo, query, fragment or trailing slash", iss)
+		}
+	})
+
 	t.Run("waits for a healthy postgres", func(t *testing.T) {
 		var deps map[string]struct {
 			Condition string `yaml:"condition"`
@@ -387,6 +409,33 @@ func TestDockerfile(t *testing.T) {
 		if !slices.Contains(exposed, p) {
 			t.Errorf("the final image does not EXPOSE %s", p)
 		}
+	}
+
+	// The image binds every interface, so serve needs BFF_ISSUER, which
+	// only the deployment knows: no default baked in, and a comment that
+	// tells the operator.
+	imageEnv := map[string]string{}
+	for _, in := range final {
+		if in.cmd == "ENV" {
+			for _, kv := range strings.Fields(in.args) {
+				k, v, _ := strings.Cut(kv, "=")
+				imageEnv[k] = v
+			}
+		}
+	}
+	host, _, err := net.SplitHostPort(imageEnv["BFF_ADDR"])
+	if ip := net.ParseIP(host); err != nil || host == "localhost" || ip != nil && ip.IsLoopback() {
+		t.Errorf("the image's BFF_ADDR = %q, want host:port on every interface", imageEnv["BFF_ADDR"])
+	}
+	if v, ok := imageEnv["BFF_ISSUER"]; ok {
+		t.Errorf("the image sets BFF_ISSUER=%s: an issuer is the deployment's public URL, never the image's", v)
+	}
+	raw, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^#.*BFF_ISSUER`).Match(raw) {
+		t.Error("the Dockerfile does not tell the operator to set BFF_ISSUER (serve refuses to start without it on 0.0.0.0)")
 	}
 }
 

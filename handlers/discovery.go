@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -63,6 +64,30 @@ func handleMetadata(issuer string) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		c.Response().Header().Set("Cache-Control", "public, max-age=3600")
 		return c.JSON(http.StatusOK, md)
+	}
+}
+
+// metadataPath is the RFC 8414 well-known location of the metadata.
+const metadataPath = "/.well-known/oauth-authorization-server"
+
+// handleIssuerMetadata serves the metadata at the RFC 8414 §3.1 location of
+// an issuer with a path, where the path follows the well-known segment: the
+// metadata of https://example.org/auth is at
+// https://example.org/.well-known/oauth-authorization-server/auth (with or
+// without a trailing slash, like every route). Any other path below the
+// segment, and every one when the issuer has no path, is the 404 of an
+// unknown route.
+func handleIssuerMetadata(issuer string) echo.HandlerFunc {
+	metadata := handleMetadata(issuer)
+	var want string
+	if u, err := url.Parse(issuer); err == nil && strings.Trim(u.EscapedPath(), "/") != "" {
+		want = metadataPath + strings.TrimRight(u.EscapedPath(), "/")
+	}
+	return func(c echo.Context) error {
+		if want == "" || strings.TrimSuffix(c.Request().URL.EscapedPath(), "/") != want {
+			return echo.ErrNotFound
+		}
+		return metadata(c)
 	}
 }
 

@@ -33,6 +33,7 @@ func publicRoutes(e *echo.Echo, d Deps) {
 
 	withSlash(e.GET, "/.well-known/jwks.json", handleJWKS(d.OAuth.Keys()))
 	withSlash(e.GET, "/.well-known/oauth-authorization-server", handleMetadata(d.Issuer))
+	e.GET("/.well-known/oauth-authorization-server/*", handleIssuerMetadata(d.Issuer)) // RFC 8414 §3.1: an issuer's path goes here
 
 	withSlash(e.GET, "/healthz", handleHealthz())
 	withSlash(e.GET, "/readyz", handleReadyz(d.Store))

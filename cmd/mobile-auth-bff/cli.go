@@ -99,6 +99,9 @@ func adminCommand(ctx context.Context, args []string, getenv func(string) string
 	if cfg.DatabaseURL == "" {
 		return errNeedsDatabase
 	}
+	// The CLI calls no payment service, and may run without an issuer
+	// (requireIssuer), which the broker's JWTs would need.
+	cfg.EcommerceURL = ""
 	// Logs go to stderr so that stdout stays parseable JSON.
 	a, err := newApp(ctx, cfg, newLogger(os.Stderr, cfg.LogLevel), cfg.Migrate, false)
 	if err != nil {

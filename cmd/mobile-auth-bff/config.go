@@ -29,7 +29,7 @@ type config struct {
 	SecretGenerated bool
 	// AdminTokenGenerated: serve --demo made BFF_ADMIN_TOKEN up for the run.
 	AdminTokenGenerated bool
-	Issuer              string
+	Issuer              string // "" without BFF_ISSUER on a non-loopback BFF_ADDR: see requireIssuer
 	Audience            string
 	JWTAlg              string
 	AccessTokenTTL      time.Duration
@@ -118,7 +118,6 @@ func loadConfig(getenv func(string) string) (config, error) {
 			Window:      r.duration("BFF_LOGIN_FAILURE_WINDOW", oauth.DefaultThrottle.Window),
 		},
 	}
-	c.Issuer = r.str("BFF_ISSUER", "http://"+c.Addr)
 	c.UsageFlushInterval = r.duration("BFF_USAGE_FLUSH_INTERVAL", 10*time.Second)
 	c.UsageRetention = r.duration("BFF_USAGE_RETENTION", 90*24*time.Hour)
 	c.LogLevel = r.logLevel("BFF_LOG_LEVEL", slog.LevelInfo)
@@ -159,8 +158,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return config{}, &configError{name, fmt.Sprintf("must be host:port, got %q", addr)}
 		}
 	}
+	if c.Issuer = r.str("BFF_ISSUER", ""); c.Issuer != "" {
+		if err := checkIssuer(c.Issuer); err != nil {
+			return config{}, err
+		}
+	} else if host, _, _ := net.SplitHostPort(c.Addr); loopbackHost(host) {
+		c.Issuer = "http://" + c.Addr
+	}
 	for name, raw := range map[string]string{
-		"BFF_ISSUER": c.Issuer, "BFF_ECOMMERCE_URL": c.EcommerceURL, "BFF_GOOGLE_USERINFO_URL": c.GoogleUserinfoURL,
+		"BFF_ECOMMERCE_URL": c.EcommerceURL, "BFF_GOOGLE_USERINFO_URL": c.GoogleUserinfoURL,
 		"BFF_FACEBOOK_ME_URL": c.FacebookMeURL, "BFF_APPLE_JWKS_URL": c.AppleJWKSURL,
 		"BFF_GOOGLE_TOKENINFO_URL": c.GoogleTokeninfoURL, "BFF_FACEBOOK_DEBUG_TOKEN_URL": c.FacebookDebugTokenURL,
 	} {
@@ -195,6 +201,55 @@ func loadConfig(getenv func(string) string) (config, error) {
 		c.Secret = []byte(secret)
 	}
 	return c, nil
+}
+
+// checkIssuer enforces SPEC §3 on BFF_ISSUER. The value is the iss of
+// every JWT and the metadata's issuer, and the services that verify them
+// compare it character for character (RFC 8414 §3.3, edx-drf-extensions'
+// JWT_ISSUERS), so what does not fit is refused, never rewritten: a
+// silently dropped slash would leave the operator's copy at the IDAs
+// different from the tokens' iss.
+func checkIssuer(raw string) error {
+	const name = "BFF_ISSUER"
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || !u.IsAbs() || u.Opaque != "" || u.Host == "" || u.Hostname() == "":
+		return &configError{name, fmt.Sprintf("must be an absolute URL like https://auth.example.org, got %q", raw)}
+	case !strings.HasPrefix(raw, "https://") && !strings.HasPrefix(raw, "http://"):
+		return &configError{name, fmt.Sprintf("must be an https:// URL (http:// only on a loopback host), got %q", raw)}
+	case u.Scheme == "http" && !loopbackHost(u.Hostname()):
+		return &configError{name, fmt.Sprintf("must be https: http is allowed only on a loopback host (127.0.0.0/8, ::1, localhost), got %q", raw)}
+	case u.User != nil:
+		return &configError{name, "must not carry a user name or password"}
+	case strings.ContainsAny(raw, "?#"):
+		return &configError{name, fmt.Sprintf("must have no query or fragment (RFC 8414 §2), got %q", raw)}
+	case strings.HasSuffix(raw, "/"):
+		return &configError{name, fmt.Sprintf("must not end with a slash: verifiers compare the issuer character for character and RFC 8414 §3.1 builds the metadata URL without it; use %q",
+			strings.TrimRight(raw, "/"))}
+	}
+	return nil
+}
+
+// requireIssuer is serve's check. Without BFF_ISSUER the issuer is
+// http://<BFF_ADDR> on a loopback listener, and empty on any other: the
+// address a listener binds (0.0.0.0 in a container) is not the one its
+// clients reach it at, so the operator must name that. Only serve needs an
+// issuer; migrate and the admin CLI issue nothing and run without one.
+func (c config) requireIssuer() error {
+	if c.Issuer != "" {
+		return nil
+	}
+	return &configError{"BFF_ISSUER", fmt.Sprintf("is required when BFF_ADDR (%s) is not a loopback address: set it to the public https:// URL clients reach the service at (the iss of every JWT, and what edX services list in JWT_ISSUERS)", c.Addr)}
+}
+
+// loopbackHost reports whether host (a name or an address, without port)
+// is one only the local machine reaches: localhost, 127.0.0.0/8 or ::1.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // validateFacebookApp checks BFF_FACEBOOK_APP_ID and

@@ -89,8 +89,8 @@ func TestLoadConfigValues(t *testing.T) {
 		env   []string
 		check func(t *testing.T, c config)
 	}{
-		{"issuer follows BFF_ADDR", []string{"BFF_ADDR", "0.0.0.0:9000"}, func(t *testing.T, c config) {
-			if c.Addr != "0.0.0.0:9000" || c.Issuer != "http://0.0.0.0:9000" {
+		{"issuer follows a loopback BFF_ADDR", []string{"BFF_ADDR", "localhost:9000"}, func(t *testing.T, c config) {
+			if c.Addr != "localhost:9000" || c.Issuer != "http://localhost:9000" {
 				t.Errorf("Addr, Issuer = %q, %q", c.Addr, c.Issuer)
 			}
 		}},
@@ -312,6 +312,104 @@ func TestLoadConfigErrors(t *testing.T) {
 // TestLoadConfigEcommerceRoutes: the broker's allowlist comes from
 // BFF_ECOMMERCE_ROUTES or from the file BFF_ECOMMERCE_ROUTES_FILE names, and
 // a bad entry in the file names the file's variable.
+// TestLoadConfigIssuer: BFF_ISSUER is an absolute https URL (http on a
+// loopback host), without userinfo, query, fragment or trailing slash;
+// without it a loopback listener gets http://<BFF_ADDR>, and any other
+// leaves the issuer empty, which serve refuses.
+func TestLoadConfigIssuer(t *testing.T) {
+	t.Parallel()
+	accepted := []struct{ addr, issuer, want string }{
+		{"127.0.0.1:8080", "", "http://127.0.0.1:8080"},
+		{"localhost:9000", "", "http://localhost:9000"},
+		{"LocalHost:9000", "", "http://LocalHost:9000"},
+		{"[::1]:9000", "", "http://[::1]:9000"},
+		{"127.8.9.10:9000", "", "http://127.8.9.10:9000"},
+		{"0.0.0.0:8080", "https://auth.example.org", "https://auth.example.org"},
+		{"0.0.0.0:8080", "https://example.org/auth", "https://example.org/auth"},
+		{"0.0.0.0:8080", "https://example.org/tenant/auth", "https://example.org/tenant/auth"},
+		{"0.0.0.0:8080", "https://auth.example.org:8443", "https://auth.example.org:8443"},
+		{"0.0.0.0:8080", "http://localhost:8080", "http://localhost:8080"}, // docker-compose.yml's default
+		{"127.0.0.1:8080", "http://127.0.0.1:8080/auth", "http://127.0.0.1:8080/auth"},
+		{"127.0.0.1:8080", "http://[::1]:8080", "http://[::1]:8080"},
+		{"127.0.0.1:8080", "https://127.0.0.1:8443", "https://127.0.0.1:8443"},
+	}
+	for _, tt := range accepted {
+		t.Run("accepted "+tt.addr+" "+tt.issuer, func(t *testing.T) {
+			t.Parallel()
+			c, err := loadConfig(env("BFF_ADDR", tt.addr, "BFF_ISSUER", tt.issuer))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Issuer != tt.want {
+				t.Errorf("Issuer = %q, want %q", c.Issuer, tt.want)
+			}
+			if err := c.requireIssuer(); err != nil {
+				t.Errorf("requireIssuer: %v", err)
+			}
+		})
+	}
+
+	// Other hosts reach these listeners at an address the service cannot
+	// know: loadConfig succeeds (migrate and the admin CLI need no issuer),
+	// serve's check fails naming BFF_ISSUER.
+	for _, addr := range []string{"0.0.0.0:8080", ":8080", "[::]:8080", "192.0.2.1:8080", "bff.internal:8080", "localhost.example.org:80"} {
+		t.Run("required on "+addr, func(t *testing.T) {
+			t.Parallel()
+			c, err := loadConfig(env("BFF_ADDR", addr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Issuer != "" {
+				t.Errorf("Issuer = %q, want none", c.Issuer)
+			}
+			err = c.requireIssuer()
+			var ce *configError
+			if !errors.As(err, &ce) || ce.name != "BFF_ISSUER" || !strings.Contains(err.Error(), addr) {
+				t.Errorf("requireIssuer() = %v, want a BFF_ISSUER error naming BFF_ADDR %s", err, addr)
+			}
+		})
+	}
+
+	refused := []struct{ issuer, because string }{
+		{"http://auth.example.org", "https"},
+		{"http://0.0.0.0:8080", "https"},
+		{"http://127.0.0.1.example.org", "https"},
+		{"http://localhost.example.org", "https"},
+		{"HTTPS://auth.example.org", "https://"},
+		{"ftp://auth.example.org", "https://"},
+		{"https://auth.example.org/", `use "https://auth.example.org"`},
+		{"https://example.org/auth/", `use "https://example.org/auth"`},
+		{"https://example.org?tenant=1", "query"},
+		{"https://example.org/auth?", "query"},
+		{"https://example.org#top", "fragment"},
+		{"https://example.org/auth#", "fragment"},
+		{"https://admin:hunter2@example.org", "password"},
+		{"https://admin@example.org", "user name"},
+		{"https:///auth", "absolute"},
+		{"https://:443", "absolute"},
+		{"/auth", "absolute"},
+		{"auth.example.org", "absolute"},
+		{"https:auth.example.org", "absolute"},
+		{"http://[::1", "absolute"},
+	}
+	for _, tt := range refused {
+		t.Run("refused "+tt.issuer, func(t *testing.T) {
+			t.Parallel()
+			_, err := loadConfig(env("BFF_ADDR", "127.0.0.1:8080", "BFF_ISSUER", tt.issuer))
+			var ce *configError
+			if !errors.As(err, &ce) || ce.name != "BFF_ISSUER" {
+				t.Fatalf("loadConfig() = %v, want a BFF_ISSUER error", err)
+			}
+			if !strings.Contains(err.Error(), tt.because) {
+				t.Errorf("error %q does not say %q", err, tt.because)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error %q quotes the password", err)
+			}
+		})
+	}
+}
+
 func TestLoadConfigEcommerceRoutes(t *testing.T) {
 	t.Parallel()
 	names := func(rs []broker.Route) string {

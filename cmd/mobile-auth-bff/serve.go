@@ -7,12 +7,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 
 	"github.com/openedx/mobile-auth-bff/handlers"
 	"github.com/openedx/mobile-auth-bff/oauth"
@@ -36,6 +39,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	cfg, err := loadConfig(getenv)
+	if err == nil {
+		err = cfg.requireIssuer()
+	}
 	if err != nil {
 		return err
 	}
@@ -53,6 +59,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer a.store.Close()
+	warnEdXAlgorithm(log, cfg.JWTAlg, a.keys.Published()[0])
 	withheld := a.oauth.WithheldProviders()
 	for backend, why := range a.oauth.DisabledProviders() {
 		if !slices.Contains(withheld, backend) {
@@ -154,6 +161,26 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	log.Info("stopped")
 	return err
+}
+
+// edxAlgorithms are the JWT algorithms edX services verify: edx-drf-extensions
+// names no algorithm for EC or OKP keys, so it refuses ES256 and EdDSA
+// tokens (SPEC §0, docs/edx-services.md).
+var edxAlgorithms = []string{"RS256", "RS512"}
+
+// warnEdXAlgorithm warns when the JWTs this service signs, now or after the
+// next rotations, are ones edX services refuse. A key keeps the algorithm it
+// was made with, so changing BFF_JWT_ALG back to RS256 leaves an ES256
+// current key (and the next key) in place: that is warned about too.
+func warnEdXAlgorithm(log *slog.Logger, configured string, current jose.JSONWebKey) {
+	switch {
+	case !slices.Contains(edxAlgorithms, configured):
+		log.Warn("BFF_JWT_ALG is "+configured+": edX services will refuse these tokens (edx-drf-extensions verifies RS256 and RS512 only); "+
+			"use RS256 if any edX service reads this service's JWTs", "alg", configured)
+	case !slices.Contains(edxAlgorithms, current.Algorithm):
+		log.Warn("the current signing key is "+current.Algorithm+", made under an earlier BFF_JWT_ALG: edX services will refuse the tokens it signs; "+
+			"two key rotations replace it and the next key with "+configured+" keys", "kid", current.KeyID, "alg", current.Algorithm)
+	}
 }
 
 // onLoopback reports whether a listener's address is a loopback one, which

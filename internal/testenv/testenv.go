@@ -46,6 +46,7 @@ const (
 type Options struct {
 	Postgres bool   // PostgreSQL (a fresh database) instead of the in-memory store
 	Alg      string // signing algorithm; ES256 by default (fast to generate)
+	Issuer   string // BFF_ISSUER; the constant Issuer by default
 	// Store shares another environment's store (and so its keys) instead of
 	// opening one; Postgres is then ignored.
 	Store store.Store
@@ -111,6 +112,9 @@ func New(tb testing.TB, opts Options) *Env {
 	if opts.Alg == "" {
 		opts.Alg = "ES256"
 	}
+	if opts.Issuer == "" {
+		opts.Issuer = Issuer
+	}
 	if opts.Log == nil {
 		opts.Log = io.Discard
 	}
@@ -124,7 +128,7 @@ func New(tb testing.TB, opts Options) *Env {
 		tb.Fatal(err)
 	}
 	cfg := oauth.Config{
-		Issuer: Issuer, Audience: Audience, AccessTokenTTL: time.Hour, RefreshTokenTTL: 720 * time.Hour,
+		Issuer: opts.Issuer, Audience: Audience, AccessTokenTTL: time.Hour, RefreshTokenTTL: 720 * time.Hour,
 		RefreshReuseGrace: 10 * time.Second, SessionTTL: 24 * time.Hour, Throttle: oauth.DefaultThrottle,
 	}
 	if opts.Config != nil {
@@ -155,7 +159,7 @@ func New(tb testing.TB, opts Options) *Env {
 			tb.Fatal(err)
 		}
 	}
-	deps := handlers.Deps{OAuth: svc, Admin: adm, Broker: brk, Store: st, Metrics: m, Log: log, Issuer: Issuer,
+	deps := handlers.Deps{OAuth: svc, Admin: adm, Broker: brk, Store: st, Metrics: m, Log: log, Issuer: cfg.Issuer,
 		AdminToken: AdminToken, AdminSessionKey: secrets.AdminSessionKey(), CookieSecure: true}
 	return &Env{Store: st, OAuth: svc, Admin: adm, Keys: keys, Metrics: m, Broker: brk,
 		Public: handlers.NewPublic(deps), AdminH: handlers.NewAdmin(deps)}
