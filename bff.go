@@ -19,14 +19,6 @@ const (
 // Valid reports whether f is one of the known formats.
 func (f TokenFormat) Valid() bool { return f == FormatBearer || f == FormatJWT }
 
-// ResponseType is the token_type value of a token response for this format.
-func (f TokenFormat) ResponseType() string {
-	if f == FormatJWT {
-		return "JWT"
-	}
-	return "Bearer"
-}
-
 // Grant types, as sent in grant_type and recorded on every token family.
 const (
 	GrantPassword          = "password"

@@ -3,6 +3,7 @@ package bff
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -23,8 +24,38 @@ type Client struct {
 	JWTEnabled bool
 	// Restricted clients always get JWTs with is_restricted: true.
 	Restricted bool
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	// JWTTokenType, when set (LabelJWT or LabelBearer), is the token_type
+	// of every JWT response the client gets; "" leaves it to the request
+	// (SPEC §5, oauth.SelectFormat).
+	JWTTokenType string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// The token_type labels of a token response (RFC 6749 §5.1, §7.1), and the
+// values of a client's jwt_token_type.
+const (
+	// LabelBearer is the registered type (RFC 6750): every opaque token,
+	// and a JWT nobody asked for edX's way (RFC 9068: a JWT access token is
+	// a bearer token).
+	LabelBearer = "Bearer"
+	// LabelJWT is edX's answer to a request for a JWT; the apps pick their
+	// Authorization scheme from it. Standard OAuth libraries refuse it.
+	LabelJWT = "JWT"
+)
+
+// CanonicalJWTTokenType spells a jwt_token_type the way responses carry it:
+// "jwt" in any case is LabelJWT, "bearer" in any case LabelBearer. Operators
+// may type either case; what is stored and answered is canonical. Any other
+// value comes back unchanged, for Validate to refuse.
+func CanonicalJWTTokenType(s string) string {
+	switch {
+	case strings.EqualFold(s, LabelJWT):
+		return LabelJWT
+	case strings.EqualFold(s, LabelBearer):
+		return LabelBearer
+	}
+	return s
 }
 
 // ClientSubject is the sub of a token that acts for a client alone (client
@@ -53,6 +84,8 @@ func (c Client) Validate() error {
 		return fmt.Errorf("%w: name must be at most 200 characters", ErrInvalidInput)
 	case !c.TokenType.Valid():
 		return fmt.Errorf("%w: token_type must be \"bearer\" or \"jwt\"", ErrInvalidInput)
+	case c.JWTTokenType != "" && c.JWTTokenType != LabelJWT && c.JWTTokenType != LabelBearer:
+		return fmt.Errorf("%w: jwt_token_type must be \"JWT\", \"Bearer\" or empty", ErrInvalidInput)
 	case c.JWTRolloutPercent < 0 || c.JWTRolloutPercent > 100:
 		return fmt.Errorf("%w: jwt_rollout_percent must be between 0 and 100", ErrInvalidInput)
 	case len(c.GrantTypes) == 0:

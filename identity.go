@@ -15,18 +15,21 @@ const (
 	ProviderGoogle   = "google-oauth2"
 	ProviderFacebook = "facebook"
 	ProviderApple    = "apple-id"
+	// ProviderAzureAD is Microsoft sign-in (Entra ID work and school
+	// accounts, personal Microsoft accounts).
+	ProviderAzureAD = "azuread-oauth2"
 )
 
 // Providers are the social sign-in providers the service knows.
-var Providers = []string{ProviderGoogle, ProviderFacebook, ProviderApple}
+var Providers = []string{ProviderGoogle, ProviderFacebook, ProviderApple, ProviderAzureAD}
 
 // MaxSubjectLength bounds a provider's subject. Google's sub is at most 255
-// ASCII characters; Facebook's and Apple's are much shorter.
+// ASCII characters; Facebook's, Apple's and Microsoft's are much shorter.
 const MaxSubjectLength = 255
 
 // Identity links an account of a social provider (its stable subject: sub
-// for Google and Apple, id for Facebook) to a user. One provider account
-// belongs to at most one user; a user may link several.
+// for Google and Apple, id for Facebook and Microsoft Graph) to a user. One
+// provider account belongs to at most one user; a user may link several.
 type Identity struct {
 	Provider  string
 	Subject   string

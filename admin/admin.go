@@ -40,6 +40,8 @@ type NewClient struct {
 	JWTRolloutPercent int             `json:"jwt_rollout_percent"`
 	JWTEnabled        *bool           `json:"jwt_enabled"`
 	Restricted        bool            `json:"restricted"`
+	// JWTTokenType is "JWT", "Bearer" (any case) or "" (SPEC §5).
+	JWTTokenType string `json:"jwt_token_type"`
 }
 
 // CreatedClient is a new client and, for confidential clients, its secret,
@@ -56,7 +58,8 @@ func (s *Service) CreateClient(ctx context.Context, in NewClient) (CreatedClient
 	c := bff.Client{
 		ID: in.ID, Name: in.Name, Public: in.Public, GrantTypes: in.GrantTypes, Scopes: in.Scopes,
 		TokenType: in.TokenType, JWTRolloutPercent: in.JWTRolloutPercent, JWTEnabled: true,
-		Restricted: in.Restricted, CreatedAt: now, UpdatedAt: now,
+		Restricted: in.Restricted, JWTTokenType: bff.CanonicalJWTTokenType(in.JWTTokenType),
+		CreatedAt: now, UpdatedAt: now,
 	}
 	if c.TokenType == "" {
 		c.TokenType = bff.FormatBearer
@@ -110,6 +113,9 @@ type ClientPatch struct {
 	JWTRolloutPercent *int             `json:"jwt_rollout_percent"`
 	JWTEnabled        *bool            `json:"jwt_enabled"`
 	Restricted        *bool            `json:"restricted"`
+	// JWTTokenType is "JWT", "Bearer" (any case), or "" to leave the
+	// label to the request again.
+	JWTTokenType *string `json:"jwt_token_type"`
 }
 
 // UpdateClient applies a patch atomically; the result must still be valid.
@@ -138,6 +144,9 @@ func (s *Service) UpdateClient(ctx context.Context, id string, p ClientPatch) (b
 		}
 		if p.Restricted != nil {
 			c.Restricted = *p.Restricted
+		}
+		if p.JWTTokenType != nil {
+			c.JWTTokenType = bff.CanonicalJWTTokenType(*p.JWTTokenType)
 		}
 		c.UpdatedAt = time.Now().UTC()
 		return c.Validate()

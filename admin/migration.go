@@ -175,6 +175,7 @@ type Rollout struct {
 	JWTRolloutPercent int             `json:"jwt_rollout_percent"`
 	JWTEnabled        bool            `json:"jwt_enabled"`
 	Restricted        bool            `json:"restricted"`
+	JWTTokenType      string          `json:"jwt_token_type"`
 	UpdatedAt         time.Time       `json:"updated_at"`
 }
 
@@ -312,7 +313,7 @@ func (s *Service) Migration(ctx context.Context, w Window) (MigrationReport, err
 		cm := get(c.ID)
 		cm.Name = c.Name
 		cm.Rollout = &Rollout{TokenType: c.TokenType, JWTRolloutPercent: c.JWTRolloutPercent,
-			JWTEnabled: c.JWTEnabled, Restricted: c.Restricted, UpdatedAt: c.UpdatedAt}
+			JWTEnabled: c.JWTEnabled, Restricted: c.Restricted, JWTTokenType: c.JWTTokenType, UpdatedAt: c.UpdatedAt}
 	}
 	for _, c := range usage {
 		cm := get(c.ClientID)

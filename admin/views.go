@@ -17,6 +17,7 @@ type ClientView struct {
 	JWTRolloutPercent int             `json:"jwt_rollout_percent"`
 	JWTEnabled        bool            `json:"jwt_enabled"`
 	Restricted        bool            `json:"restricted"`
+	JWTTokenType      string          `json:"jwt_token_type"` // "" leaves the label to the request
 	CreatedAt         time.Time       `json:"created_at"`
 	UpdatedAt         time.Time       `json:"updated_at"`
 	// Secret is present once: in the answer to the creation of a
@@ -29,7 +30,7 @@ func ViewClient(c bff.Client) ClientView {
 	return ClientView{
 		ID: c.ID, Name: c.Name, Public: c.Public, GrantTypes: c.GrantTypes, Scopes: c.Scopes,
 		TokenType: c.TokenType, JWTRolloutPercent: c.JWTRolloutPercent, JWTEnabled: c.JWTEnabled,
-		Restricted: c.Restricted, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		Restricted: c.Restricted, JWTTokenType: c.JWTTokenType, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 	}
 }
 

@@ -342,6 +342,9 @@ func rolloutPatch(form url.Values) (admin.ClientPatch, error) {
 		f := bff.TokenFormat(v)
 		p.TokenType = &f // validated with the client
 	}
+	if v, ok := formValue(form, "jwt_token_type"); ok {
+		p.JWTTokenType = &v // "" leaves the label to the request; validated with the client
+	}
 	if v, ok := formValue(form, "jwt_rollout_percent"); ok {
 		n, err := strconv.Atoi(strings.TrimSpace(v))
 		if err != nil {

@@ -277,6 +277,7 @@ func TestDashboardForm(t *testing.T) {
 		"percent not a number": {url.Values{"jwt_rollout_percent": {"half"}}, 400, "whole number"},
 		"bad token_type":       {url.Values{"token_type": {"paseto"}}, 400, "token_type"},
 		"bad jwt_enabled":      {url.Values{"jwt_enabled": {"maybe"}}, 400, "jwt_enabled must be true or false"},
+		"bad jwt_token_type":   {url.Values{"jwt_token_type": {"MAC"}}, 400, "jwt_token_type must be"},
 		"unknown client":       {url.Values{"jwt_rollout_percent": {"10"}}, 404, "not_found"},
 	} {
 		path := "/admin/dashboard/clients/app"
@@ -311,6 +312,31 @@ func TestDashboardForm(t *testing.T) {
 	}
 	if c := client(); c.TokenType != bff.FormatJWT || c.JWTRolloutPercent != 75 || !c.JWTEnabled || !c.Restricted {
 		t.Errorf("after the full form: %+v", c)
+	}
+
+	// jwt_token_type: the page shows the setting and offers the three
+	// choices; the form sets it (canonical spelling) and clears it.
+	page := b.get("/admin/dashboard").body
+	for _, want := range []string{`name="jwt_token_type"`, `<option value="" selected>`, `<option value="JWT">`, `<option value="Bearer">`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the dashboard form lacks %s", want)
+		}
+	}
+	if p := b.post("/admin/dashboard/clients/app", url.Values{"csrf_token": {token}, "jwt_token_type": {"bearer"}}); p.status != 303 {
+		t.Fatalf("jwt_token_type form: %d %s", p.status, p.body)
+	}
+	if c := client(); c.JWTTokenType != bff.LabelBearer || c.JWTRolloutPercent != 75 || !c.Restricted {
+		t.Errorf("after setting jwt_token_type: %+v", c)
+	}
+	page = b.get("/admin/dashboard").body
+	if !strings.Contains(page, `<option value="Bearer" selected>`) || !strings.Contains(page, `data-jwt-token-type="Bearer"`) {
+		t.Error("the dashboard does not show jwt_token_type Bearer")
+	}
+	if p := b.post("/admin/dashboard/clients/app", url.Values{"csrf_token": {token}, "jwt_token_type": {""}}); p.status != 303 {
+		t.Fatalf("clearing jwt_token_type: %d %s", p.status, p.body)
+	}
+	if c := client(); c.JWTTokenType != "" {
+		t.Errorf("jwt_token_type after clearing it: %q", c.JWTTokenType)
 	}
 }
 

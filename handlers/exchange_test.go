@@ -83,7 +83,8 @@ func TestTokenExchange(t *testing.T) {
 			}
 			got := env.Token(t, tokenExchangeForm("app", subject))
 			jwt, _ := got["access_token"].(string)
-			if got["token_type"] != "JWT" || got["issued_token_type"] != oauth.TokenTypeJWT || !oauth.IsJWT(jwt) {
+			// A JWT chosen by the exchange is a bearer token (RFC 9068).
+			if got["token_type"] != "Bearer" || got["issued_token_type"] != oauth.TokenTypeJWT || !oauth.IsJWT(jwt) {
 				t.Fatalf("exchange response: %v", got)
 			}
 			if _, ok := got["refresh_token"]; ok {

@@ -58,6 +58,19 @@ func TestRolloutSticky(t *testing.T) {
 				}
 			}
 
+			// format is the format of a token response: "JWT" or "Bearer".
+			// The label says "Bearer" for both, since the rollout chose the
+			// JWTs (SPEC §5): the format is the token's shape.
+			format := func(res map[string]any) string {
+				t.Helper()
+				if res["token_type"] != "Bearer" {
+					t.Fatalf("a JWT chosen by the rollout is labelled %v, want Bearer", res["token_type"])
+				}
+				if oauth.IsJWT(res["access_token"].(string)) {
+					return "JWT"
+				}
+				return "Bearer"
+			}
 			// formats signs every user in `logins` times (and refreshes the
 			// last token when asked), requires one format per user, and
 			// returns it.
@@ -69,12 +82,12 @@ func TestRolloutSticky(t *testing.T) {
 					var rt string
 					for range logins {
 						res := env.Token(t, testenv.PasswordForm("app", u.Username, extra...))
-						seen = append(seen, res["token_type"].(string))
+						seen = append(seen, format(res))
 						rt, _ = res["refresh_token"].(string)
 					}
 					if refresh {
 						res := env.Token(t, url.Values{"grant_type": {"refresh_token"}, "client_id": {"app"}, "refresh_token": {rt}})
-						seen = append(seen, res["token_type"].(string))
+						seen = append(seen, format(res))
 					}
 					for _, f := range seen[1:] {
 						if f != seen[0] {

@@ -314,8 +314,8 @@ func TestSessionCookie(t *testing.T) {
 			}
 			// A restricted client's password-grant JWT becomes a session too.
 			rtok := env.Token(t, testenv.PasswordForm("restricted", "kim", "token_type", "bearer"))
-			if rtok["token_type"] != "JWT" {
-				t.Fatalf("restricted client got %v", rtok["token_type"])
+			if !oauth.IsJWT(rtok["access_token"].(string)) || rtok["token_type"] != "Bearer" {
+				t.Fatalf("restricted client asked for bearer: JWT %v labelled %v, want a JWT labelled Bearer", oauth.IsJWT(rtok["access_token"].(string)), rtok["token_type"])
 			}
 			login(rtok["access_token"].(string))
 

@@ -32,9 +32,9 @@ const (
 // client "app" and a movable clock.
 type socialEnv struct {
 	*testenv.Env
-	google, facebook *fakesocial.Endpoint
-	apple            *fakesocial.Apple
-	clock            *clock
+	google, facebook, microsoft *fakesocial.Endpoint
+	apple                       *fakesocial.Apple
+	clock                       *clock
 }
 
 type socialOptions struct {
@@ -50,12 +50,12 @@ type socialOptions struct {
 
 func newSocialEnv(t testing.TB, o socialOptions) *socialEnv {
 	t.Helper()
-	e := &socialEnv{google: fakesocial.NewGoogle(t), facebook: fakesocial.NewFacebook(t),
+	e := &socialEnv{google: fakesocial.NewGoogle(t), facebook: fakesocial.NewFacebook(t), microsoft: fakesocial.NewMicrosoft(t),
 		apple: fakesocial.NewApple(t, appleAudience), clock: &clock{}}
 	e.Env = testenv.New(t, testenv.Options{Postgres: o.postgres, Cache: o.postgres, Wrap: o.wrap, Log: o.log, LogLevel: slog.LevelDebug, Config: func(c *oauth.Config) {
 		c.Now = e.clock.now
 		c.Social = oauth.SocialConfig{GoogleUserinfoURL: e.google.URL(), FacebookMeURL: e.facebook.URL(),
-			AppleJWKSURL: e.apple.URL(), AppleAudiences: []string{appleAudience}}
+			AppleJWKSURL: e.apple.URL(), AppleAudiences: []string{appleAudience}, AzureADGraphMeURL: e.microsoft.URL()}
 		if !o.unchecked {
 			c.Social.GoogleTokeninfoURL, c.Social.GoogleClientIDs = e.google.CheckURL(), []string{fakesocial.GoogleClientID, androidClientID}
 			c.Social.FacebookDebugTokenURL = e.facebook.CheckURL()
@@ -84,12 +84,14 @@ func (e *socialEnv) providerToken(backend, subject string) string {
 		return e.google.Issue(subject)
 	case bff.ProviderFacebook:
 		return e.facebook.Issue(subject)
+	case bff.ProviderAzureAD:
+		return e.microsoft.Issue(subject)
 	}
 	return e.apple.IDToken(subject)
 }
 
 func (e *socialEnv) providerCalls() int {
-	return e.google.Calls() + e.facebook.Calls() + e.apple.Fetches()
+	return e.google.Calls() + e.facebook.Calls() + e.microsoft.Calls() + e.apple.Fetches()
 }
 
 func (e *socialEnv) exchange(backend string, form url.Values, header ...string) *httptest.ResponseRecorder {
@@ -113,7 +115,7 @@ func decodeBody(t *testing.T, rec *httptest.ResponseRecorder) map[string]any {
 	return m
 }
 
-var socialBackends = []string{bff.ProviderGoogle, bff.ProviderFacebook, bff.ProviderApple}
+var socialBackends = []string{bff.ProviderGoogle, bff.ProviderFacebook, bff.ProviderApple, bff.ProviderAzureAD}
 
 // TestSocialExchange: each provider's token becomes this service's tokens
 // of either format, for the linked user, recorded as social_exchange; the
@@ -195,7 +197,7 @@ func TestSocialExchange(t *testing.T) {
 			for _, c := range []struct {
 				format, grant string
 				want          float64
-			}{{"bearer", bff.GrantSocialExchange, 3}, {"jwt", bff.GrantSocialExchange, 3}, {"jwt", bff.GrantRefreshToken, 6}} {
+			}{{"bearer", bff.GrantSocialExchange, 4}, {"jwt", bff.GrantSocialExchange, 4}, {"jwt", bff.GrantRefreshToken, 8}} {
 				if n := counterValue(e.Metrics.TokensIssued.WithLabelValues("app", c.format, c.grant)); n != c.want {
 					t.Errorf("bff_tokens_issued_total{format=%s,grant_type=%s} = %v, want %v", c.format, c.grant, n, c.want)
 				}
@@ -660,6 +662,8 @@ func TestAdminIdentities(t *testing.T) {
 				{"link apple, odd subject", "POST", annPath, `{"provider":"apple-id","subject":"001234.a/b c%.0987"}`, 201, ""},
 				{"list", "GET", annPath, ``, 200, ""},
 				{"list of an unknown user", "GET", "/admin/users/999999/identities", ``, 404, "not_found"},
+				{"link microsoft", "POST", annPath, `{"provider":"azuread-oauth2","subject":"48d31887-5fad-4d73-a9f5-3c356e68a038"}`, 201, ""},
+				{"unlink microsoft", "DELETE", annPath + "/azuread-oauth2/48d31887-5fad-4d73-a9f5-3c356e68a038", ``, 204, ""},
 				{"unlink by another user", "DELETE", bobPath + "/google-oauth2/1089", ``, 404, "not_found"},
 				{"unlink", "DELETE", annPath + "/google-oauth2/1089", ``, 204, ""},
 				{"unlink again", "DELETE", annPath + "/google-oauth2/1089", ``, 404, "not_found"},

@@ -52,10 +52,19 @@ func TestSelectFormat(t *testing.T) {
 	jwtDefault := func(c *bff.Client) { c.TokenType = bff.FormatJWT }
 	rollout := func(p int) func(*bff.Client) { return func(c *bff.Client) { c.JWTRolloutPercent = p } }
 
+	jwtLabel := func(l string) func(*bff.Client) { return func(c *bff.Client) { c.JWTTokenType = l } }
+
 	everythingJWT := url.Values{"token_type": {"jwt"}, "asymmetric_jwt": {"true"}}
 	everythingBearer := url.Values{"token_type": {"bearer"}}
 	jwtHeader := http.Header{"X-Token-Type": {"jwt"}}
 	bearerHeader := http.Header{"X-Token-Type": {"bearer"}}
+	exchange := url.Values{"grant_type": {bff.GrantTokenExchange}}
+
+	// The outcomes: a JWT asked for edX's way says "JWT", one chosen by
+	// the client's settings or the exchange says "Bearer"; opaque is Bearer.
+	asked := oauth.Selection{Format: bff.FormatJWT, TokenType: "JWT"}
+	chosen := oauth.Selection{Format: bff.FormatJWT, TokenType: "Bearer"}
+	opaque := oauth.Selection{Format: bff.FormatBearer, TokenType: "Bearer"}
 
 	tests := []struct {
 		name    string
@@ -63,55 +72,76 @@ func TestSelectFormat(t *testing.T) {
 		form    url.Values
 		header  http.Header
 		subject string
-		want    bff.TokenFormat
+		want    oauth.Selection
 		wantErr bool
 	}{
+		// 0. token exchange → JWT, chosen by the exchange.
+		{"exchange", client(), exchange, nil, "1", chosen, false},
+		{"exchange ignores token_type", client(), url.Values{"grant_type": {bff.GrantTokenExchange}, "token_type": {"mac"}}, nil, "1", chosen, false},
+		{"exchange with jwt_token_type JWT", client(jwtLabel("JWT")), exchange, nil, "1", asked, false},
 		// 1. restricted → JWT, whatever else says.
-		{"restricted", client(restricted), nil, nil, "1", bff.FormatJWT, false},
-		{"restricted beats the kill switch", client(restricted, killed), nil, nil, "1", bff.FormatJWT, false},
-		{"restricted beats token_type=bearer", client(restricted), everythingBearer, bearerHeader, "1", bff.FormatJWT, false},
-		{"restricted ignores a bad token_type", client(restricted), url.Values{"token_type": {"mac"}}, nil, "1", bff.FormatJWT, false},
-		{"restricted client credentials", client(restricted), nil, nil, "", bff.FormatJWT, false},
+		{"restricted", client(restricted), nil, nil, "1", chosen, false},
+		{"restricted asked token_type=jwt", client(restricted), url.Values{"token_type": {"JWT"}}, nil, "1", asked, false},
+		{"restricted asked asymmetric_jwt=1", client(restricted), url.Values{"asymmetric_jwt": {"1"}}, nil, "1", asked, false},
+		{"restricted beats the kill switch", client(restricted, killed), nil, nil, "1", chosen, false},
+		{"restricted beats token_type=bearer", client(restricted), everythingBearer, bearerHeader, "1", chosen, false},
+		{"restricted ignores a bad token_type", client(restricted), url.Values{"token_type": {"mac"}}, nil, "1", chosen, false},
+		{"restricted client credentials", client(restricted), nil, nil, "", chosen, false},
 		// 2. kill switch → Bearer, whatever comes after.
-		{"kill switch beats token_type=jwt", client(killed), everythingJWT, jwtHeader, "1", bff.FormatBearer, false},
-		{"kill switch beats the header", client(killed), nil, jwtHeader, "1", bff.FormatBearer, false},
-		{"kill switch beats asymmetric_jwt", client(killed), url.Values{"asymmetric_jwt": {"true"}}, nil, "1", bff.FormatBearer, false},
-		{"kill switch beats a full rollout", client(killed, rollout(100)), nil, nil, "1", bff.FormatBearer, false},
-		{"kill switch beats the client's token_type", client(killed, jwtDefault), nil, nil, "1", bff.FormatBearer, false},
-		{"kill switch ignores a bad token_type", client(killed), url.Values{"token_type": {"mac"}}, nil, "1", bff.FormatBearer, false},
-		// 3. token_type form field.
-		{"token_type=jwt", client(), url.Values{"token_type": {"jwt"}}, nil, "1", bff.FormatJWT, false},
-		{"token_type=JWT", client(), url.Values{"token_type": {"JWT"}}, nil, "1", bff.FormatJWT, false},
-		{"token_type=Bearer", client(jwtDefault), url.Values{"token_type": {"Bearer"}}, nil, "1", bff.FormatBearer, false},
-		{"token_type beats the header", client(), url.Values{"token_type": {"bearer"}}, jwtHeader, "1", bff.FormatBearer, false},
-		{"token_type beats asymmetric_jwt", client(), url.Values{"token_type": {"bearer"}, "asymmetric_jwt": {"true"}}, nil, "1", bff.FormatBearer, false},
-		{"token_type beats the rollout", client(rollout(100)), url.Values{"token_type": {"bearer"}}, nil, "1", bff.FormatBearer, false},
-		{"token_type beats the client's token_type", client(jwtDefault), url.Values{"token_type": {"bearer"}}, nil, "1", bff.FormatBearer, false},
-		{"bad token_type", client(), url.Values{"token_type": {"mac"}}, jwtHeader, "1", "", true},
-		{"bad token_type with a good header", client(), url.Values{"token_type": {"jwt "}}, jwtHeader, "1", "", true},
-		// 4. X-Token-Type header.
-		{"header jwt", client(), nil, jwtHeader, "1", bff.FormatJWT, false},
-		{"header JWT", client(), nil, http.Header{"X-Token-Type": {"JWT"}}, "1", bff.FormatJWT, false},
-		{"header bearer beats asymmetric_jwt", client(), url.Values{"asymmetric_jwt": {"true"}}, bearerHeader, "1", bff.FormatBearer, false},
-		{"header bearer beats the rollout", client(rollout(100)), nil, bearerHeader, "1", bff.FormatBearer, false},
-		{"header bearer beats the client's token_type", client(jwtDefault), nil, bearerHeader, "1", bff.FormatBearer, false},
-		{"bad header", client(jwtDefault), nil, http.Header{"X-Token-Type": {"opaque"}}, "1", "", true},
-		{"empty token_type falls through to the header", client(), url.Values{"token_type": {""}}, jwtHeader, "1", bff.FormatJWT, false},
-		// 5. asymmetric_jwt=true.
-		{"asymmetric_jwt=true", client(), url.Values{"asymmetric_jwt": {"true"}}, nil, "1", bff.FormatJWT, false},
-		{"asymmetric_jwt=True", client(), url.Values{"asymmetric_jwt": {"True"}}, nil, "1", bff.FormatJWT, false},
-		{"asymmetric_jwt=false", client(), url.Values{"asymmetric_jwt": {"false"}}, nil, "1", bff.FormatBearer, false},
-		{"asymmetric_jwt=1 is not true", client(), url.Values{"asymmetric_jwt": {"1"}}, nil, "1", bff.FormatBearer, false},
+		{"kill switch beats token_type=jwt", client(killed), everythingJWT, jwtHeader, "1", opaque, false},
+		{"kill switch beats the header", client(killed), nil, jwtHeader, "1", opaque, false},
+		{"kill switch beats asymmetric_jwt", client(killed), url.Values{"asymmetric_jwt": {"true"}}, nil, "1", opaque, false},
+		{"kill switch beats a full rollout", client(killed, rollout(100)), nil, nil, "1", opaque, false},
+		{"kill switch beats the client's token_type", client(killed, jwtDefault), nil, nil, "1", opaque, false},
+		{"kill switch ignores a bad token_type", client(killed), url.Values{"token_type": {"mac"}}, nil, "1", opaque, false},
+		{"kill switch beats jwt_token_type", client(killed, jwtLabel("JWT")), everythingJWT, nil, "1", opaque, false},
+		// 3. token_type form field, any case.
+		{"token_type=jwt", client(), url.Values{"token_type": {"jwt"}}, nil, "1", asked, false},
+		{"token_type=JWT", client(), url.Values{"token_type": {"JWT"}}, nil, "1", asked, false},
+		{"token_type=Jwt", client(), url.Values{"token_type": {"Jwt"}}, nil, "1", asked, false},
+		{"token_type=Bearer", client(jwtDefault), url.Values{"token_type": {"Bearer"}}, nil, "1", opaque, false},
+		{"token_type=BEARER", client(jwtDefault), url.Values{"token_type": {"BEARER"}}, nil, "1", opaque, false},
+		{"token_type=jwt on a client rolled out", client(rollout(100)), url.Values{"token_type": {"jwt"}}, nil, "1", asked, false},
+		{"token_type beats the header", client(), url.Values{"token_type": {"bearer"}}, jwtHeader, "1", opaque, false},
+		{"token_type beats asymmetric_jwt", client(), url.Values{"token_type": {"bearer"}, "asymmetric_jwt": {"true"}}, nil, "1", opaque, false},
+		{"token_type beats the rollout", client(rollout(100)), url.Values{"token_type": {"bearer"}}, nil, "1", opaque, false},
+		{"token_type beats the client's token_type", client(jwtDefault), url.Values{"token_type": {"bearer"}}, nil, "1", opaque, false},
+		{"bad token_type", client(), url.Values{"token_type": {"mac"}}, jwtHeader, "1", oauth.Selection{}, true},
+		{"bad token_type with a good header", client(), url.Values{"token_type": {"jwt "}}, jwtHeader, "1", oauth.Selection{}, true},
+		// 4. X-Token-Type header, any case.
+		{"header jwt", client(), nil, jwtHeader, "1", asked, false},
+		{"header JWT", client(), nil, http.Header{"X-Token-Type": {"JWT"}}, "1", asked, false},
+		{"header BEARER", client(jwtDefault), nil, http.Header{"X-Token-Type": {"BEARER"}}, "1", opaque, false},
+		{"header bearer beats asymmetric_jwt", client(), url.Values{"asymmetric_jwt": {"true"}}, bearerHeader, "1", opaque, false},
+		{"header bearer beats the rollout", client(rollout(100)), nil, bearerHeader, "1", opaque, false},
+		{"header bearer beats the client's token_type", client(jwtDefault), nil, bearerHeader, "1", opaque, false},
+		{"bad header", client(jwtDefault), nil, http.Header{"X-Token-Type": {"opaque"}}, "1", oauth.Selection{}, true},
+		{"empty token_type falls through to the header", client(), url.Values{"token_type": {""}}, jwtHeader, "1", asked, false},
+		// 5. asymmetric_jwt=true|1.
+		{"asymmetric_jwt=true", client(), url.Values{"asymmetric_jwt": {"true"}}, nil, "1", asked, false},
+		{"asymmetric_jwt=True", client(), url.Values{"asymmetric_jwt": {"True"}}, nil, "1", asked, false},
+		{"asymmetric_jwt=1 (iOS)", client(), url.Values{"asymmetric_jwt": {"1"}}, nil, "1", asked, false},
+		{"asymmetric_jwt=false", client(), url.Values{"asymmetric_jwt": {"false"}}, nil, "1", opaque, false},
+		{"asymmetric_jwt=0", client(), url.Values{"asymmetric_jwt": {"0"}}, nil, "1", opaque, false},
+		{"asymmetric_jwt=0 on a client rolled out", client(rollout(100)), url.Values{"asymmetric_jwt": {"0"}}, nil, "1", chosen, false},
+		{"asymmetric_jwt=yes is not true", client(), url.Values{"asymmetric_jwt": {"yes"}}, nil, "1", opaque, false},
 		// 6. rollout, sticky per user.
-		{"full rollout", client(rollout(100)), nil, nil, "1", bff.FormatJWT, false},
-		{"user inside a 50% rollout", client(rollout(50)), nil, nil, in50, bff.FormatJWT, false},
-		{"user outside a 50% rollout", client(rollout(50)), nil, nil, out50, bff.FormatBearer, false},
-		{"no rollout", client(rollout(0)), nil, nil, in50, bff.FormatBearer, false},
+		{"full rollout", client(rollout(100)), nil, nil, "1", chosen, false},
+		{"user inside a 50% rollout", client(rollout(50)), nil, nil, in50, chosen, false},
+		{"user outside a 50% rollout", client(rollout(50)), nil, nil, out50, opaque, false},
+		{"no rollout", client(rollout(0)), nil, nil, in50, opaque, false},
 		// 7. the client's token_type.
-		{"client default jwt", client(jwtDefault), nil, nil, "1", bff.FormatJWT, false},
-		{"client default jwt, outside the rollout", client(jwtDefault, rollout(50)), nil, nil, out50, bff.FormatJWT, false},
-		{"client default bearer", client(), nil, nil, "1", bff.FormatBearer, false},
-		{"client default for client credentials", client(jwtDefault), nil, nil, "", bff.FormatJWT, false},
+		{"client default jwt", client(jwtDefault), nil, nil, "1", chosen, false},
+		{"client default jwt, outside the rollout", client(jwtDefault, rollout(50)), nil, nil, out50, chosen, false},
+		{"client default bearer", client(), nil, nil, "1", opaque, false},
+		{"client default for client credentials", client(jwtDefault), nil, nil, "", chosen, false},
+		// jwt_token_type labels every JWT of the client, and no opaque token.
+		{"jwt_token_type Bearer, asked edX's way", client(jwtLabel("Bearer")), url.Values{"token_type": {"JWT"}, "asymmetric_jwt": {"true"}}, nil, "1", chosen, false},
+		{"jwt_token_type Bearer, restricted asked", client(restricted, jwtLabel("Bearer")), url.Values{"token_type": {"jwt"}}, nil, "1", chosen, false},
+		{"jwt_token_type JWT, by rollout", client(rollout(100), jwtLabel("JWT")), nil, nil, "1", asked, false},
+		{"jwt_token_type JWT, client default", client(jwtDefault, jwtLabel("JWT")), nil, nil, "", asked, false},
+		{"jwt_token_type JWT, opaque asked", client(jwtLabel("JWT")), everythingBearer, nil, "1", opaque, false},
+		{"jwt_token_type JWT, opaque by default", client(jwtLabel("JWT")), nil, nil, "1", opaque, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -134,7 +164,7 @@ func TestSelectFormat(t *testing.T) {
 				t.Fatalf("SelectFormat() error = %v", err)
 			}
 			if got != tt.want {
-				t.Errorf("SelectFormat() = %q, want %q", got, tt.want)
+				t.Errorf("SelectFormat() = %+v, want %+v", got, tt.want)
 			}
 		})
 	}

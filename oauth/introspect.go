@@ -84,10 +84,13 @@ func isTokenVerdict(err error) bool {
 	return false
 }
 
+// describe answers for an active access token. Its token_type is "Bearer"
+// in both formats: a JWT access token is a bearer token (RFC 9068), and
+// "JWT" is only edX's label in a token response.
 func (s *Service) describe(p bff.Principal) Introspection {
 	in := Introspection{
 		Active: true, Scope: strings.Join(p.Scopes, " "), ClientID: p.Client.ID,
-		TokenType: p.Format.ResponseType(), Exp: p.ExpiresAt.Unix(), Iat: p.IssuedAt.Unix(),
+		TokenType: bff.LabelBearer, Exp: p.ExpiresAt.Unix(), Iat: p.IssuedAt.Unix(),
 		Sub: bff.ClientSubject(p.Client.ID), Aud: []string{s.cfg.Audience}, Iss: s.cfg.Issuer, JTI: p.JTI, GrantType: p.GrantType,
 	}
 	if p.User != nil {

@@ -32,11 +32,15 @@ var ErrProviderRejected = errors.New("provider rejected the token")
 // ProviderIdentity is what a provider vouches for about a token's holder.
 type ProviderIdentity struct {
 	// Subject is the provider's stable id of the account: sub for Google and
-	// Apple, id for Facebook.
+	// Apple, id for Facebook and Microsoft Graph.
 	Subject string
 	// ExpiresAt is when the token stops being valid, when the provider says
 	// so (Apple's exp); zero otherwise.
 	ExpiresAt time.Time
+	// Email and Name are what the provider says of the account, where it
+	// says it (Microsoft Graph); never required, and never used to find or
+	// link a user: only Subject is (ADR 6).
+	Email, Name string
 }
 
 // Provider verifies a provider token and names the account behind it.
@@ -176,10 +180,15 @@ func (g *googleProvider) Verify(ctx context.Context, token string) (ProviderIden
 		sub = info.ID
 	}
 	if sub == "" {
-		return ProviderIdentity{}, rejected("the token does not identify a Google account (was the openid scope granted?)")
+		return ProviderIdentity{}, rejected("the token does not identify a Google account (%s)", googleIdentityScopes)
 	}
 	return ProviderIdentity{Subject: sub}, nil
 }
+
+// googleIdentityScopes says which scopes make Google name the account (sub)
+// to userinfo and tokeninfo: any one of them. The Android app's token holds
+// userinfo.email alone, without openid (SPEC §0), and that suffices.
+const googleIdentityScopes = "it needs the userinfo.email, userinfo.profile or openid scope"
 
 // --- Facebook ---
 
@@ -233,6 +242,51 @@ func (f *facebookProvider) Verify(ctx context.Context, token string) (ProviderId
 		}
 	}
 	return ProviderIdentity{}, statusVerdict(bff.ProviderFacebook, status)
+}
+
+// --- Microsoft ---
+
+// azureADProvider asks Microsoft Graph's /me who holds an access token: the
+// MSAL token the apps get for Graph's User.Read. A Graph token is meant for
+// Graph alone (Microsoft documents its contents as private to Graph, and a
+// personal account's is not even a readable JWT), so using it is the only
+// check there is, and nothing says which app obtained it (ADR 6).
+type azureADProvider struct {
+	client   *http.Client
+	endpoint string
+}
+
+func (a *azureADProvider) Verify(ctx context.Context, token string) (ProviderIdentity, error) {
+	status, body, err := getJSON(ctx, a.client, bff.ProviderAzureAD, a.endpoint, token)
+	if err != nil {
+		return ProviderIdentity{}, err
+	}
+	switch status {
+	case http.StatusOK:
+	case http.StatusUnauthorized: // InvalidAuthenticationToken: bad, expired, or not for Graph
+		return ProviderIdentity{}, rejected("Microsoft Graph does not accept it (invalid, expired, or not a Graph token)")
+	case http.StatusForbidden: // Authorization_RequestDenied
+		return ProviderIdentity{}, rejected("Microsoft Graph refuses to read the account with it (was User.Read granted?)")
+	default:
+		return ProviderIdentity{}, statusVerdict(bff.ProviderAzureAD, status)
+	}
+	var me struct {
+		ID                string `json:"id"`
+		Mail              string `json:"mail"` // null for many accounts
+		UserPrincipalName string `json:"userPrincipalName"`
+		DisplayName       string `json:"displayName"`
+	}
+	if err := json.Unmarshal(body, &me); err != nil {
+		return ProviderIdentity{}, unavailable(bff.ProviderAzureAD, "malformed /me answer")
+	}
+	if me.ID == "" {
+		return ProviderIdentity{}, rejected("the token does not identify a Microsoft account")
+	}
+	email := me.Mail
+	if email == "" {
+		email = me.UserPrincipalName
+	}
+	return ProviderIdentity{Subject: me.ID, Email: email, Name: me.DisplayName}, nil
 }
 
 // --- Apple ---

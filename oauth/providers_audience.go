@@ -89,7 +89,7 @@ func (g *googleTokeninfoProvider) Verify(ctx context.Context, token string) (Pro
 	case info.ExpiresIn <= 0:
 		return ProviderIdentity{}, rejected("the token has expired")
 	case info.Subject == "":
-		return ProviderIdentity{}, rejected("the token does not identify a Google account (was the openid scope granted?)")
+		return ProviderIdentity{}, rejected("the token does not identify a Google account (%s)", googleIdentityScopes)
 	}
 	return ProviderIdentity{Subject: info.Subject, ExpiresAt: g.now().Add(time.Duration(info.ExpiresIn) * time.Second)}, nil
 }

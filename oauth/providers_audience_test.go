@@ -61,6 +61,13 @@ func TestGoogleTokeninfoProvider(t *testing.T) {
 	}{
 		{"our iOS app", func(g *fakesocial.Endpoint) string { return g.Issue("111") }, 0, "", "ok 111", ""},
 		{"our Android app", grant(androidClientID, androidClientID), 0, "", "ok 111", ""},
+		{"our Android app, userinfo.email only", func(g *fakesocial.Endpoint) string {
+			return g.IssueGrant(fakesocial.Grant{Subject: "111", Audience: androidClientID, Scope: fakesocial.GoogleEmailScope})
+		}, 0, "", "ok 111", ""},
+		// tokeninfo's answer to the Android app's token: no openid scope, no name.
+		{"literal answer, userinfo.email only", nil, 200, `{"azp":"` + androidClientID + `","aud":"` + androidClientID + `",` +
+			`"sub":"110248495921238986420","scope":"https://www.googleapis.com/auth/userinfo.email","exp":"1793268000",` +
+			`"expires_in":"3599","email":"ana@gmail.com","email_verified":"true","access_type":"online"}`, "ok 110248495921238986420", ""},
 		{"aud ours, azp another app", grant(ours, other), 0, "", "ok 111", ""},
 		{"azp ours, aud another app", grant(other, ours), 0, "", "ok 111", ""},
 		{"another app (aud and azp)", grant(other, other), 0, "", "rejected", "not issued to this platform's apps"},
@@ -381,6 +388,8 @@ func TestNewSocialAudienceChecks(t *testing.T) {
 	base := SocialConfig{GoogleUserinfoURL: "https://g.test/userinfo", GoogleTokeninfoURL: "https://g.test/tokeninfo",
 		FacebookMeURL: "https://f.test/me", FacebookDebugTokenURL: "https://f.test/debug_token",
 		AppleJWKSURL: "https://a.test/keys", AppleAudiences: []string{"org.example.app"}}
+	// Microsoft Graph cannot tell the app: azuread-oauth2 never checks.
+	azure := AudienceCheck{bff.ProviderAzureAD, false, azureADUnchecked}
 	tests := []struct {
 		name   string
 		change func(*SocialConfig)
@@ -400,6 +409,11 @@ func TestNewSocialAudienceChecks(t *testing.T) {
 			c.GoogleClientIDs = []string{"a.apps.googleusercontent.com"}
 		}, []AudienceCheck{{bff.ProviderGoogle, true, ""},
 			{bff.ProviderFacebook, false, "set BFF_FACEBOOK_APP_ID and BFF_FACEBOOK_APP_SECRET to the platform's Facebook app"}}},
+		{"microsoft on, the others configured", func(c *SocialConfig) {
+			c.GoogleClientIDs = []string{"a.apps.googleusercontent.com"}
+			c.FacebookAppID, c.FacebookAppSecret = "1", "s"
+			c.AzureADGraphMeURL = "https://m.test/v1.0/me"
+		}, []AudienceCheck{{bff.ProviderGoogle, true, ""}, {bff.ProviderFacebook, true, ""}, {bff.ProviderApple, true, ""}, azure}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -453,27 +467,36 @@ func TestNewSocialRequireAudienceCheck(t *testing.T) {
 	t.Parallel()
 	base := SocialConfig{GoogleUserinfoURL: "https://g.test/userinfo", GoogleTokeninfoURL: "https://g.test/tokeninfo",
 		FacebookMeURL: "https://f.test/me", FacebookDebugTokenURL: "https://f.test/debug_token",
-		AppleJWKSURL: "https://a.test/keys", AppleAudiences: []string{"org.example.app"}, RequireAudienceCheck: true}
+		AppleJWKSURL: "https://a.test/keys", AppleAudiences: []string{"org.example.app"},
+		AzureADGraphMeURL: "https://m.test/v1.0/me", RequireAudienceCheck: true}
+	azure := AudienceCheck{bff.ProviderAzureAD, false, azureADUnchecked}
 	tests := []struct {
 		name     string
 		change   func(*SocialConfig)
 		withheld []string
 		checks   []AudienceCheck
 	}{
-		{"nothing configured", nil, []string{bff.ProviderGoogle, bff.ProviderFacebook},
+		{"nothing configured", nil, []string{bff.ProviderGoogle, bff.ProviderFacebook, bff.ProviderAzureAD},
 			[]AudienceCheck{{bff.ProviderApple, true, ""}}},
-		{"google opted in", func(c *SocialConfig) { c.AcceptAnyApp = []string{bff.ProviderGoogle} }, []string{bff.ProviderFacebook},
+		{"google opted in", func(c *SocialConfig) { c.AcceptAnyApp = []string{bff.ProviderGoogle} }, []string{bff.ProviderFacebook, bff.ProviderAzureAD},
 			[]AudienceCheck{{bff.ProviderGoogle, false, "set BFF_GOOGLE_CLIENT_IDS to the OAuth client ids of the platform's apps"}, {bff.ProviderApple, true, ""}}},
-		{"both opted in, one list entry", func(c *SocialConfig) { c.AcceptAnyApp = []string{"facebook, google-oauth2"} }, nil,
+		{"both opted in, one list entry", func(c *SocialConfig) { c.AcceptAnyApp = []string{"facebook, google-oauth2"} }, []string{bff.ProviderAzureAD},
 			[]AudienceCheck{{bff.ProviderGoogle, false, "set BFF_GOOGLE_CLIENT_IDS to the OAuth client ids of the platform's apps"},
 				{bff.ProviderFacebook, false, "set BFF_FACEBOOK_APP_ID and BFF_FACEBOOK_APP_SECRET to the platform's Facebook app"}, {bff.ProviderApple, true, ""}}},
 		{"both configured", func(c *SocialConfig) {
 			c.GoogleClientIDs = []string{"a.apps.googleusercontent.com"}
 			c.FacebookAppID, c.FacebookAppSecret = "1", "s"
-		}, nil, []AudienceCheck{{bff.ProviderGoogle, true, ""}, {bff.ProviderFacebook, true, ""}, {bff.ProviderApple, true, ""}}},
+		}, []string{bff.ProviderAzureAD}, []AudienceCheck{{bff.ProviderGoogle, true, ""}, {bff.ProviderFacebook, true, ""}, {bff.ProviderApple, true, ""}}},
+		// Microsoft has no configuration that checks: the opt-in is the
+		// only way to turn it on.
+		{"microsoft opted in", func(c *SocialConfig) {
+			c.GoogleClientIDs = []string{"a.apps.googleusercontent.com"}
+			c.FacebookAppID, c.FacebookAppSecret = "1", "s"
+			c.AcceptAnyApp = []string{bff.ProviderAzureAD}
+		}, nil, []AudienceCheck{{bff.ProviderGoogle, true, ""}, {bff.ProviderFacebook, true, ""}, {bff.ProviderApple, true, ""}, azure}},
 		{"not required", func(c *SocialConfig) { c.RequireAudienceCheck = false }, nil,
 			[]AudienceCheck{{bff.ProviderGoogle, false, "set BFF_GOOGLE_CLIENT_IDS to the OAuth client ids of the platform's apps"},
-				{bff.ProviderFacebook, false, "set BFF_FACEBOOK_APP_ID and BFF_FACEBOOK_APP_SECRET to the platform's Facebook app"}, {bff.ProviderApple, true, ""}}},
+				{bff.ProviderFacebook, false, "set BFF_FACEBOOK_APP_ID and BFF_FACEBOOK_APP_SECRET to the platform's Facebook app"}, {bff.ProviderApple, true, ""}, azure}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -500,6 +523,7 @@ func TestNewSocialRequireAudienceCheck(t *testing.T) {
 				wantVars := map[string][]string{
 					bff.ProviderGoogle:   {"BFF_GOOGLE_CLIENT_IDS", "BFF_SOCIAL_ACCEPT_ANY_APP", "google-oauth2"},
 					bff.ProviderFacebook: {"BFF_FACEBOOK_APP_ID", "BFF_FACEBOOK_APP_SECRET", "BFF_SOCIAL_ACCEPT_ANY_APP"},
+					bff.ProviderAzureAD:  {"BFF_SOCIAL_ACCEPT_ANY_APP", "azuread-oauth2"},
 				}[b]
 				for _, v := range wantVars {
 					if !strings.Contains(why, v) {

@@ -156,6 +156,104 @@ func TestFacebookProvider(t *testing.T) {
 	}
 }
 
+// TestGoogleProviderEmailScopeOnly: the Android app's token holds the
+// userinfo.email scope alone — no openid, no profile — and userinfo answers
+// it with sub, picture and the email, no name: enough to sign in.
+func TestGoogleProviderEmailScopeOnly(t *testing.T) {
+	t.Parallel()
+	g := fakesocial.NewGoogle(t)
+	token := g.IssueGrant(fakesocial.Grant{Subject: "110248495921238986420", Scope: fakesocial.GoogleEmailScope})
+	p := &googleProvider{client: newProviderClient(time.Second), endpoint: g.URL()}
+	if got := verdict(p.Verify(context.Background(), token)); got != "ok 110248495921238986420" {
+		t.Errorf("Verify = %q", got)
+	}
+	// The answer, as Google gives it for such a token, parsed on its own.
+	g.Fail(http.StatusOK, `{"sub":"110248495921238986420","picture":"https://lh3.googleusercontent.com/a/default-user=s96-c",`+
+		`"email":"ana@gmail.com","email_verified":true}`)
+	if got := verdict(p.Verify(context.Background(), "any")); got != "ok 110248495921238986420" {
+		t.Errorf("Verify of the literal answer = %q", got)
+	}
+}
+
+// TestAzureADProvider: Microsoft Graph's /me names the holder of a Graph
+// token by id, with mail (else userPrincipalName) and displayName; a 401
+// or 403 is a bad token, throttling and server errors are unavailability.
+func TestAzureADProvider(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		status int
+		body   string
+		token  func(m *fakesocial.Endpoint) string
+		want   string
+		email  string
+		reason string
+	}{
+		{"work account with mail", 0, "", func(m *fakesocial.Endpoint) string {
+			return m.IssueGrant(fakesocial.Grant{Subject: "48d31887-5fad-4d73-a9f5-3c356e68a038", Mail: "ada@contoso.test"})
+		}, "ok 48d31887-5fad-4d73-a9f5-3c356e68a038", "ada@contoso.test", ""},
+		{"mail null: userPrincipalName", 0, "", func(m *fakesocial.Endpoint) string { return m.Issue("0b8f2e9a4c3d1e77") },
+			"ok 0b8f2e9a4c3d1e77", "0b8f2e9a4c3d1e77@contoso.onmicrosoft.test", ""},
+		{"only the id", 200, `{"id":"x1","mail":null,"displayName":null}`, nil, "ok x1", "", ""},
+		{"unknown token (401)", 0, "", func(*fakesocial.Endpoint) string { return "EwBIA8l6BAAU" }, "rejected", "", "Graph does not accept it"},
+		{"expired (401)", 0, "", func(m *fakesocial.Endpoint) string {
+			return m.IssueGrant(fakesocial.Grant{Subject: "s", Expires: time.Now().Add(-time.Second)})
+		}, "rejected", "", "invalid, expired"},
+		{"403 without User.Read", 403, `{"error":{"code":"Authorization_RequestDenied"}}`, nil, "rejected", "", "User.Read"},
+		{"400", 400, `{"error":{"code":"BadRequest"}}`, nil, "rejected", "", ""},
+		{"429 throttled", 429, `{"error":{"code":"TooManyRequests"}}`, nil, "unavailable", "", ""},
+		{"500", 500, ``, nil, "unavailable", "", ""},
+		{"503", 503, `{"error":{"code":"serviceNotAvailable"}}`, nil, "unavailable", "", ""},
+		{"504", 504, ``, nil, "unavailable", "", ""},
+		{"302 redirect", 302, ``, nil, "unavailable", "", ""},
+		{"200 not JSON", 200, `<html>`, nil, "unavailable", "", ""},
+		{"200 without id", 200, `{"displayName":"Ada"}`, nil, "rejected", "", "does not identify"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m := fakesocial.NewMicrosoft(t)
+			token := "EwB-any"
+			if tt.token != nil {
+				token = tt.token(m)
+			}
+			m.Fail(tt.status, tt.body)
+			p := &azureADProvider{client: newProviderClient(time.Second), endpoint: m.URL()}
+			id, err := p.Verify(context.Background(), token)
+			if got := verdict(id, err); got != tt.want {
+				t.Fatalf("Verify = %q (%v), want %q", got, err, tt.want)
+			}
+			if tt.reason != "" && !strings.Contains(err.Error(), tt.reason) {
+				t.Errorf("reason %q lacks %q", err, tt.reason)
+			}
+			if err == nil && (id.Email != tt.email || !id.ExpiresAt.IsZero()) {
+				t.Errorf("identity %+v, want email %q and no expiry (the cache's 60 s bound)", id, tt.email)
+			}
+			if err == nil && tt.status == 0 && id.Name != "Fake "+id.Subject {
+				t.Errorf("name %q, want displayName", id.Name)
+			}
+			if err != nil && strings.Contains(err.Error(), token) {
+				t.Errorf("the error quotes the token: %v", err)
+			}
+			if leaks, q := m.URLLeaks(), m.Queries(); len(leaks) != 0 || len(q) != 1 || q[0] != "" {
+				t.Errorf("requests carried %q in their URLs (queries %q); the token goes in Authorization only", leaks, q)
+			}
+		})
+	}
+
+	slow := fakesocial.NewMicrosoft(t)
+	token := slow.Issue("s")
+	slow.Slow(10 * time.Second)
+	p := &azureADProvider{client: newProviderClient(100 * time.Millisecond), endpoint: slow.URL()}
+	if _, err := p.Verify(context.Background(), token); !errors.Is(err, bff.ErrProviderUnavailable) || !strings.Contains(err.Error(), "timed out") {
+		t.Errorf("slow Graph: %v", err)
+	}
+	down := &azureADProvider{client: newProviderClient(time.Second), endpoint: fakesocial.UnreachableURL(t)}
+	if got := verdict(down.Verify(context.Background(), token)); got != "unavailable" {
+		t.Errorf("unreachable Graph: %s", got)
+	}
+}
+
 func newTestApple(t *testing.T, clock *testClock, audiences ...string) (*appleProvider, *fakesocial.Apple) {
 	t.Helper()
 	fake := fakesocial.NewApple(t, "org.example.app")

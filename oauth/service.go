@@ -425,15 +425,13 @@ func (s *Service) issue(ctx context.Context, r *http.Request, st *requestState) 
 			ar.GrantScope(sc)
 		}
 	}
-	// The token exchange always issues a JWT (its handler has checked the
-	// kill switch); every other grant selects the format (SPEC §5).
-	format := bff.FormatJWT
-	if grant != bff.GrantTokenExchange {
-		if format, err = SelectFormat(client, r.PostForm, r.Header, sess.GetSubject()); err != nil {
-			return TokenResult{}, err
-		}
+	// Every grant, the token exchange included, asks the one selection
+	// for the format and the response's token_type (SPEC §5).
+	sel, err := SelectFormat(client, r.PostForm, r.Header, sess.GetSubject())
+	if err != nil {
+		return TokenResult{}, err
 	}
-	sess.Format = format
+	sess.Format = sel.Format
 
 	// Every token write of the response goes to the store in one call.
 	txCtx, _ := s.fstore.BeginTX(ctx)
@@ -452,12 +450,12 @@ func (s *Service) issue(ctx context.Context, r *http.Request, st *requestState) 
 	if err := s.fstore.Commit(txCtx); err != nil {
 		return TokenResult{}, err
 	}
-	resp.SetTokenType(format.ResponseType())
+	resp.SetTokenType(sel.TokenType)
 	grantName := grant
 	if grant == socialGrant {
 		grantName = bff.GrantSocialExchange
 	}
-	return TokenResult{Body: resp.ToMap(), Format: format, ClientID: client.ID, Grant: grantName, GrantType: sess.GrantType}, nil
+	return TokenResult{Body: resp.ToMap(), Format: sel.Format, ClientID: client.ID, Grant: grantName, GrantType: sess.GrantType}, nil
 }
 
 // standardError corrects the fosite errors whose error code is not the one

@@ -44,14 +44,22 @@ type SocialConfig struct {
 	// app's bundle ID (native sign-in) and/or its Services ID (web and
 	// Android); entries may be comma-separated lists.
 	AppleAudiences []string
-	// RequireAudienceCheck turns off the Google and Facebook backends that
-	// cannot check which app a token was issued to (no client ids, no
-	// Facebook app), except those named in AcceptAnyApp: they would accept
-	// a token another app obtained (ADR 6). serve sets it on PostgreSQL.
+
+	// AzureADGraphMeURL is Microsoft Graph's /me, which names the holder of
+	// a Graph access token. Graph cannot tell which app a token was issued
+	// to, so azuread-oauth2 always accepts any app's tokens (ADR 6).
+	AzureADGraphMeURL string
+
+	// RequireAudienceCheck turns off the backends that cannot check which
+	// app a token was issued to (Google without client ids, Facebook
+	// without its app, Microsoft always), except those named in
+	// AcceptAnyApp: they would accept a token another app obtained (ADR 6).
+	// serve sets it on PostgreSQL.
 	RequireAudienceCheck bool
-	// AcceptAnyApp names the backends (google-oauth2, facebook) allowed to
-	// accept tokens issued to any app although RequireAudienceCheck is set:
-	// the operator's explicit opt-in (BFF_SOCIAL_ACCEPT_ANY_APP).
+	// AcceptAnyApp names the backends (google-oauth2, facebook,
+	// azuread-oauth2) allowed to accept tokens issued to any app although
+	// RequireAudienceCheck is set: the operator's explicit opt-in
+	// (BFF_SOCIAL_ACCEPT_ANY_APP).
 	AcceptAnyApp []string
 	// Timeout bounds each provider call; zero means DefaultProviderTimeout.
 	Timeout time.Duration
@@ -80,6 +88,12 @@ const (
 		"a Google token issued to any app would be accepted; to accept those anyway, add google-oauth2 to BFF_SOCIAL_ACCEPT_ANY_APP"
 	facebookWithheld = "BFF_FACEBOOK_APP_ID and BFF_FACEBOOK_APP_SECRET (the platform's Facebook app) are not set, and without them " +
 		"a Facebook token issued to any app would be accepted; to accept those anyway, add facebook to BFF_SOCIAL_ACCEPT_ANY_APP"
+	azureADWithheld = "Microsoft Graph cannot tell which app a token was issued to, so " +
+		"a Microsoft token issued to any app would be accepted; to accept those anyway, add azuread-oauth2 to BFF_SOCIAL_ACCEPT_ANY_APP"
+	// azureADUnchecked is the start-up warning's "fix" for azuread-oauth2:
+	// there is no configuration that makes it check.
+	azureADUnchecked = "none: Microsoft Graph cannot tell which app a token was issued to; " +
+		"on PostgreSQL the backend is off unless BFF_SOCIAL_ACCEPT_ANY_APP names azuread-oauth2"
 )
 
 func newSocial(cfg SocialConfig, now func() time.Time) (*social, error) {
@@ -138,6 +152,17 @@ func newSocial(cfg SocialConfig, now func() time.Time) (*social, error) {
 		s.disabled[bff.ProviderApple] = "BFF_APPLE_AUDIENCE (the app's bundle ID or Services ID) is not set"
 	default:
 		s.providers[bff.ProviderApple] = &appleProvider{client: client, jwksURL: cfg.AppleJWKSURL, audiences: auds, now: now}
+	}
+
+	switch {
+	case !anyApp(bff.ProviderAzureAD):
+		s.disabled[bff.ProviderAzureAD] = azureADWithheld
+		s.withheld = append(s.withheld, bff.ProviderAzureAD)
+	case cfg.AzureADGraphMeURL != "":
+		s.providers[bff.ProviderAzureAD] = &azureADProvider{client: client, endpoint: cfg.AzureADGraphMeURL}
+		s.unchecked[bff.ProviderAzureAD] = azureADUnchecked
+	default:
+		s.disabled[bff.ProviderAzureAD] = "no Microsoft Graph /me URL is configured"
 	}
 	return s, nil
 }

@@ -68,17 +68,19 @@ func migrateCommand(ctx context.Context, args []string, getenv func(string) stri
 const adminUsage = `admin commands (JSON on stdout; they need BFF_DATABASE_URL and BFF_SECRET):
   create-client --id ID [--name N] [--public] [--grant-types a,b] [--scopes a,b]
                 [--token-type bearer|jwt] [--rollout 0-100] [--jwt-enabled=false] [--restricted]
+                [--jwt-token-type JWT|Bearer]
   list-clients
   get-client ID
   update-client ID [--name N] [--grant-types a,b] [--scopes a,b] [--token-type bearer|jwt]
                 [--rollout 0-100] [--jwt-enabled true|false] [--restricted true|false]
+                [--jwt-token-type JWT|Bearer|""]
   delete-client ID
   create-user --username U --email E [--name N] [--staff] [--superuser] [--password-file F | --password-stdin]
   get-user ID
   disable-user ID
   enable-user ID
   set-password ID (--password-file F | --password-stdin)
-  link-identity ID --provider google-oauth2|facebook|apple-id --subject S
+  link-identity ID --provider google-oauth2|facebook|apple-id|azuread-oauth2 --subject S
   list-identities ID
   unlink-identity ID --provider P --subject S
   list-keys
@@ -219,6 +221,7 @@ func runAdmin(ctx context.Context, svc *admin.Service, cmd string, args []string
 		fs.IntVar(&in.JWTRolloutPercent, "rollout", 0, "JWT rollout percent")
 		fs.BoolVar(&jwtEnabled, "jwt-enabled", true, "JWT kill switch")
 		fs.BoolVar(&in.Restricted, "restricted", false, "restricted client: JWT only")
+		fs.StringVar(&in.JWTTokenType, "jwt-token-type", "", "token_type of JWT responses: JWT, Bearer or empty (by request)")
 		if err := parseInterspersed(fs, args); err != nil {
 			return nil, fmt.Errorf("%w: %v", errUsage, err)
 		}
@@ -256,7 +259,7 @@ func runAdmin(ctx context.Context, svc *admin.Service, cmd string, args []string
 		}
 		return admin.ViewClient(c), nil
 	case "update-client":
-		var name, grants, scopes, tokenType, rollout, jwtEnabled, restricted optional
+		var name, grants, scopes, tokenType, rollout, jwtEnabled, restricted, jwtTokenType optional
 		fs.Var(&name, "name", "")
 		fs.Var(&grants, "grant-types", "")
 		fs.Var(&scopes, "scopes", "")
@@ -264,6 +267,7 @@ func runAdmin(ctx context.Context, svc *admin.Service, cmd string, args []string
 		fs.Var(&rollout, "rollout", "")
 		fs.Var(&jwtEnabled, "jwt-enabled", "")
 		fs.Var(&restricted, "restricted", "")
+		fs.Var(&jwtTokenType, "jwt-token-type", "")
 		if err := parseInterspersed(fs, args); err != nil {
 			return nil, fmt.Errorf("%w: %v", errUsage, err)
 		}
@@ -286,6 +290,9 @@ func runAdmin(ctx context.Context, svc *admin.Service, cmd string, args []string
 		if tokenType.set {
 			t := bff.TokenFormat(tokenType.val)
 			p.TokenType = &t
+		}
+		if jwtTokenType.set {
+			p.JWTTokenType = &jwtTokenType.val
 		}
 		if rollout.set {
 			n, err := strconv.Atoi(rollout.val)

@@ -59,9 +59,11 @@ type config struct {
 	FacebookAppSecret     oauth.Redacted // prints as [redacted]
 	AppleJWKSURL          string
 	AppleAudience         string
-	// SocialAcceptAnyApp names the backends (google-oauth2, facebook) that
-	// may accept tokens issued to any app on PostgreSQL, where a backend
-	// without its audience configuration is otherwise off.
+	AzureADGraphMeURL     string
+	// SocialAcceptAnyApp names the backends (google-oauth2, facebook,
+	// azuread-oauth2) that may accept tokens issued to any app on
+	// PostgreSQL, where a backend without its audience configuration (and
+	// azuread-oauth2, which has none) is otherwise off.
 	SocialAcceptAnyApp []string
 
 	// UsageFlushInterval is how often the usage statistics of the
@@ -111,6 +113,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		FacebookAppSecret:        oauth.Redacted(r.str("BFF_FACEBOOK_APP_SECRET", "")),
 		AppleJWKSURL:             r.str("BFF_APPLE_JWKS_URL", "https://appleid.apple.com/auth/keys"),
 		AppleAudience:            r.str("BFF_APPLE_AUDIENCE", ""),
+		AzureADGraphMeURL:        r.str("BFF_AZUREAD_GRAPH_ME_URL", "https://graph.microsoft.com/v1.0/me"),
 		ShutdownTimeout:          r.duration("BFF_SHUTDOWN_TIMEOUT", 15*time.Second),
 		Throttle: oauth.ThrottleConfig{
 			PerUsername: r.integer("BFF_LOGIN_MAX_FAILURES_PER_USERNAME", oauth.DefaultThrottle.PerUsername, 0, 1_000_000),
@@ -169,6 +172,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		"BFF_ECOMMERCE_URL": c.EcommerceURL, "BFF_GOOGLE_USERINFO_URL": c.GoogleUserinfoURL,
 		"BFF_FACEBOOK_ME_URL": c.FacebookMeURL, "BFF_APPLE_JWKS_URL": c.AppleJWKSURL,
 		"BFF_GOOGLE_TOKENINFO_URL": c.GoogleTokeninfoURL, "BFF_FACEBOOK_DEBUG_TOKEN_URL": c.FacebookDebugTokenURL,
+		"BFF_AZUREAD_GRAPH_ME_URL": c.AzureADGraphMeURL,
 	} {
 		if raw == "" && name == "BFF_ECOMMERCE_URL" {
 			continue
@@ -420,8 +424,8 @@ func (r *envReader) googleClientIDs(name string) []string {
 }
 
 // acceptAnyApp reads the comma-separated backends that may accept tokens
-// issued to any app: google-oauth2 and facebook. Apple id_tokens are always
-// checked (BFF_APPLE_AUDIENCE).
+// issued to any app: google-oauth2, facebook and azuread-oauth2 (which can
+// never check). Apple id_tokens are always checked (BFF_APPLE_AUDIENCE).
 func (r *envReader) acceptAnyApp(name string) []string {
 	v := strings.TrimSpace(r.getenv(name))
 	if v == "" {
@@ -430,15 +434,15 @@ func (r *envReader) acceptAnyApp(name string) []string {
 	var out []string
 	for _, b := range strings.Split(v, ",") {
 		switch b = strings.TrimSpace(b); b {
-		case bff.ProviderGoogle, bff.ProviderFacebook:
+		case bff.ProviderGoogle, bff.ProviderFacebook, bff.ProviderAzureAD:
 			if !slices.Contains(out, b) {
 				out = append(out, b)
 			}
 		case bff.ProviderApple:
-			r.fail(name, "apple-id always checks the aud of its id_tokens (BFF_APPLE_AUDIENCE): only google-oauth2 and facebook can accept tokens issued to any app")
+			r.fail(name, "apple-id always checks the aud of its id_tokens (BFF_APPLE_AUDIENCE): only google-oauth2, facebook and azuread-oauth2 can accept tokens issued to any app")
 			return nil
 		default:
-			r.fail(name, fmt.Sprintf("entries are google-oauth2 and facebook, comma separated, got %q", b))
+			r.fail(name, fmt.Sprintf("entries are google-oauth2, facebook and azuread-oauth2, comma separated, got %q", b))
 			return nil
 		}
 	}

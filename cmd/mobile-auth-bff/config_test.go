@@ -58,6 +58,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		FacebookMeURL:            "https://graph.facebook.com/v19.0/me",
 		FacebookDebugTokenURL:    "https://graph.facebook.com/v19.0/debug_token",
 		AppleJWKSURL:             "https://appleid.apple.com/auth/keys",
+		AzureADGraphMeURL:        "https://graph.microsoft.com/v1.0/me",
 		ShutdownTimeout:          15 * time.Second,
 		SecretGenerated:          true,
 		UsageFlushInterval:       10 * time.Second,
@@ -182,6 +183,12 @@ func TestLoadConfigValues(t *testing.T) {
 				t.Errorf("SocialAcceptAnyApp (-want +got):\n%s", diff)
 			}
 		}},
+		{"microsoft opted in, its Graph URL pinned", []string{"BFF_SOCIAL_ACCEPT_ANY_APP", "azuread-oauth2",
+			"BFF_AZUREAD_GRAPH_ME_URL", "http://127.0.0.1:9/v1.0/me"}, func(t *testing.T, c config) {
+			if diff := cmp.Diff([]string{"azuread-oauth2"}, c.SocialAcceptAnyApp); diff != "" || c.AzureADGraphMeURL != "http://127.0.0.1:9/v1.0/me" {
+				t.Errorf("SocialAcceptAnyApp (-want +got):\n%s; AzureADGraphMeURL = %q", diff, c.AzureADGraphMeURL)
+			}
+		}},
 		{"opt-in for one backend, the other checked", []string{"BFF_SOCIAL_ACCEPT_ANY_APP", "facebook",
 			"BFF_GOOGLE_CLIENT_IDS", "1-ios.apps.googleusercontent.com"}, func(t *testing.T, c config) {
 			if diff := cmp.Diff([]string{"facebook"}, c.SocialAcceptAnyApp); diff != "" {
@@ -260,6 +267,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"apple JWKS URL", []string{"BFF_APPLE_JWKS_URL", "javascript:alert(1)"}, "BFF_APPLE_JWKS_URL"},
 		{"google tokeninfo URL", []string{"BFF_GOOGLE_TOKENINFO_URL", "oauth2.googleapis.com/tokeninfo"}, "BFF_GOOGLE_TOKENINFO_URL"},
 		{"facebook debug_token URL", []string{"BFF_FACEBOOK_DEBUG_TOKEN_URL", "ftp://graph.facebook.com/debug_token"}, "BFF_FACEBOOK_DEBUG_TOKEN_URL"},
+		{"microsoft Graph URL", []string{"BFF_AZUREAD_GRAPH_ME_URL", "graph.microsoft.com/v1.0/me"}, "BFF_AZUREAD_GRAPH_ME_URL"},
 		{"google client id is a bundle ID", []string{"BFF_GOOGLE_CLIENT_IDS", "org.example.app"}, "BFF_GOOGLE_CLIENT_IDS"},
 		{"google client id is the bare suffix", []string{"BFF_GOOGLE_CLIENT_IDS", ".apps.googleusercontent.com"}, "BFF_GOOGLE_CLIENT_IDS"},
 		{"google client ids with an empty entry", []string{"BFF_GOOGLE_CLIENT_IDS", "1-ios.apps.googleusercontent.com,,2-web.apps.googleusercontent.com"}, "BFF_GOOGLE_CLIENT_IDS"},

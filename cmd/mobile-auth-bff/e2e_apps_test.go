@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/openedx/mobile-auth-bff/internal/fakeecommerce"
+	"github.com/openedx/mobile-auth-bff/internal/fakesocial"
 )
 
 // appForm is a form body in one app's encoding.
@@ -407,4 +408,57 @@ func TestAppContractIOS(t *testing.T) {
 		}
 		wantBraces(t, "refresh of a disabled account", r)
 	})
+}
+
+// TestAppContractSocialSignIn replays the apps' provider sign-ins: Android's
+// AuthApi.exchangeAccessToken (fields access_token, client_id, token_type,
+// asymmetric_jwt in that order, ApiConstants.URL_EXCHANGE_TOKEN with its
+// trailing slash) for Google — whose token has the userinfo.email scope
+// only (GoogleAuthHelper.kt) — and Microsoft (MicrosoftAuthHelper.kt), and
+// iOS's AuthEndpoint.exchangeAccessToken (sorted, asymmetric_jwt=1) with
+// Sign in with Apple's identityToken.
+func TestAppContractSocialSignIn(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b backend) {
+		fakes := newSocialFakes(t)
+		s, uid := appServer(t, b, fakes.env())
+		google := fakes.google.IssueGrant(fakesocialGrant("g-learner", androidClientID))
+		for backend, subject := range map[string]string{"google-oauth2": "g-learner", "azuread-oauth2": "ms-learner", "apple-id": "a-learner"} {
+			s.mustAdmin("POST", "/admin/users/"+itoa(uid)+"/identities", map[string]any{"provider": backend, "subject": subject}, 201)
+		}
+		for _, tc := range []struct {
+			name, backend string
+			form          appForm
+		}{
+			{"Android, Google", "google-oauth2", androidForm("access_token", google, "client_id", "app", "token_type", "JWT", "asymmetric_jwt", "true")},
+			{"Android, Microsoft", "azuread-oauth2", androidForm("access_token", fakes.token("azuread-oauth2", "ms-learner"),
+				"client_id", "app", "token_type", "JWT", "asymmetric_jwt", "true")},
+			{"iOS, Apple", "apple-id", iosForm(map[string]string{"access_token": fakes.token("apple-id", "a-learner"),
+				"client_id": "app", "token_type": "JWT", "asymmetric_jwt": "1"})},
+		} {
+			r := s.post("/oauth2/exchange_access_token/"+tc.backend+"/", tc.form, "")
+			tok := wantTokenResponse(t, tc.name, r, "JWT")
+			_, claims := s.verifyJWT(tok.AccessToken)
+			if claims["grant_type"] != "social_exchange" || claims["user_id"] != float64(uid) {
+				t.Errorf("%s: claims %v", tc.name, claims)
+			}
+			if r := s.myUserInfo("JWT " + tok.AccessToken); r.status != 200 {
+				t.Errorf("%s: my_user_info %d %s", tc.name, r.status, r.body)
+			}
+		}
+		// An unknown account: the sign-in screen reads the error body.
+		r := s.post("/oauth2/exchange_access_token/google-oauth2/", androidForm("access_token",
+			fakes.google.IssueGrant(fakesocialGrant("stranger", androidClientID)), "client_id", "app", "token_type", "JWT",
+			"asymmetric_jwt", "true"), "")
+		if r.status != 400 || r.json(t)["error"] != "invalid_grant" {
+			t.Errorf("unknown Google account: %d %s", r.status, r.body)
+		}
+		wantBraces(t, "unknown Google account", r)
+	})
+}
+
+// fakesocialGrant is a Google token of the Android app: its client id, and
+// the userinfo.email scope alone.
+func fakesocialGrant(subject, app string) fakesocial.Grant {
+	return fakesocial.Grant{Subject: subject, Audience: app, AuthorizedParty: app, Scope: fakesocial.GoogleEmailScope}
 }

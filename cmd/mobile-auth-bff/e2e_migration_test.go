@@ -86,7 +86,8 @@ func TestE2ETokenExchange(t *testing.T) {
 			t.Fatalf("exchange: %d %s", r.status, r.body)
 		}
 		got := r.json(t)
-		if got["token_type"] != "JWT" || got["issued_token_type"] != typeJWT || got["refresh_token"] != nil ||
+		// A JWT chosen by the exchange is a bearer token (RFC 9068).
+		if got["token_type"] != "Bearer" || got["issued_token_type"] != typeJWT || got["refresh_token"] != nil ||
 			got["scope"] != login["scope"] || r.header.Get("Cache-Control") != "no-store" {
 			t.Errorf("exchange response: %v", got)
 		}
@@ -179,7 +180,7 @@ func TestE2ERolloutAcrossInstances(t *testing.T) {
 	issuedOnB := 0
 	formatOnB := func(extra ...string) string {
 		issuedOnB++
-		return b.login("app", "gina", extra...)["token_type"].(string)
+		return tokenFormat(b.login("app", "gina", extra...))
 	}
 	if f := formatOnB("token_type", "jwt"); f != "JWT" { // B now caches the client
 		t.Fatalf("B before any change: %s", f)

@@ -13,20 +13,22 @@ import (
 
 // socialFakes are the fake providers of one end-to-end server.
 type socialFakes struct {
-	google, facebook *fakesocial.Endpoint
-	apple            *fakesocial.Apple
+	google, facebook, microsoft *fakesocial.Endpoint
+	apple                       *fakesocial.Apple
 }
 
 func newSocialFakes(t *testing.T) socialFakes {
 	return socialFakes{google: fakesocial.NewGoogle(t), facebook: fakesocial.NewFacebook(t),
-		apple: fakesocial.NewApple(t, "org.example.app")}
+		microsoft: fakesocial.NewMicrosoft(t), apple: fakesocial.NewApple(t, "org.example.app")}
 }
 
 // env points the server's providers at the fakes, the way an operator
 // points them at the real ones, with the platform's apps configured so
-// that only their tokens are accepted.
+// that only their tokens are accepted. Microsoft, which cannot check the
+// app, is opted in: the only way to turn it on with PostgreSQL.
 func (f socialFakes) env() map[string]string {
 	env := f.uncheckedEnv()
+	env["BFF_SOCIAL_ACCEPT_ANY_APP"] = "azuread-oauth2"
 	env["BFF_GOOGLE_TOKENINFO_URL"] = f.google.CheckURL()
 	env["BFF_GOOGLE_CLIENT_IDS"] = fakesocial.GoogleClientID + ", " + androidClientID
 	env["BFF_FACEBOOK_DEBUG_TOKEN_URL"] = f.facebook.CheckURL()
@@ -39,10 +41,11 @@ func (f socialFakes) env() map[string]string {
 // SPEC §7's defaults, which accept tokens of any app.
 func (f socialFakes) uncheckedEnv() map[string]string {
 	return map[string]string{
-		"BFF_GOOGLE_USERINFO_URL": f.google.URL(),
-		"BFF_FACEBOOK_ME_URL":     f.facebook.URL(),
-		"BFF_APPLE_JWKS_URL":      f.apple.URL(),
-		"BFF_APPLE_AUDIENCE":      "org.example.app, org.example.services",
+		"BFF_GOOGLE_USERINFO_URL":  f.google.URL(),
+		"BFF_FACEBOOK_ME_URL":      f.facebook.URL(),
+		"BFF_APPLE_JWKS_URL":       f.apple.URL(),
+		"BFF_APPLE_AUDIENCE":       "org.example.app, org.example.services",
+		"BFF_AZUREAD_GRAPH_ME_URL": f.microsoft.URL(),
 	}
 }
 
@@ -54,6 +57,8 @@ func (f socialFakes) token(backend, subject string) string {
 		return f.google.Issue(subject)
 	case "facebook":
 		return f.facebook.Issue(subject)
+	case "azuread-oauth2":
+		return f.microsoft.Issue(subject)
 	}
 	return f.apple.IDToken(subject)
 }
@@ -71,11 +76,11 @@ func TestE2ESocialExchange(t *testing.T) {
 		uid := s.createUser("olga")
 		idPath := "/admin/users/" + itoa(uid) + "/identities"
 		subjects := map[string]string{"google-oauth2": "10769150350006150715113082367", "facebook": "10158000000000001",
-			"apple-id": "001234.0a1b2c3d4e5f60718293a4b5c6d7e8f9.1234"}
+			"apple-id": "001234.0a1b2c3d4e5f60718293a4b5c6d7e8f9.1234", "azuread-oauth2": "48d31887-5fad-4d73-a9f5-3c356e68a038"}
 		for backend, sub := range subjects {
 			s.mustAdmin("POST", idPath, map[string]any{"provider": backend, "subject": sub}, http.StatusCreated)
 		}
-		if list := s.mustAdmin("GET", idPath, nil, 200)["identities"].([]any); len(list) != 3 {
+		if list := s.mustAdmin("GET", idPath, nil, 200)["identities"].([]any); len(list) != 4 {
 			t.Fatalf("identities: %v", list)
 		}
 
@@ -134,6 +139,39 @@ func TestE2ESocialExchange(t *testing.T) {
 			t.Errorf("facebook down: %d %s", r.status, r.body)
 		}
 
+		// Microsoft: the Android app's request (trailing slash), Graph's
+		// refusals and failures, and a replay answered from the cache.
+		msToken := fakes.microsoft.IssueGrant(fakesocial.Grant{Subject: subjects["azuread-oauth2"], Mail: "olga@contoso.test"})
+		microsoft := func(token string) response {
+			return s.postForm("/oauth2/exchange_access_token/azuread-oauth2/", url.Values{"client_id": {"app"},
+				"access_token": {token}, "token_type": {"JWT"}, "asymmetric_jwt": {"true"}})
+		}
+		for i := range 2 {
+			if r := microsoft(msToken); r.status != 200 || r.json(t)["token_type"] != "JWT" {
+				t.Errorf("microsoft %d: %d %s", i, r.status, r.body)
+			}
+		}
+		for name, tc := range map[string]struct {
+			token  string
+			status int
+			code   string
+		}{
+			"unknown identity": {fakes.microsoft.Issue("0b8f2e9a4c3d1e77"), 400, "invalid_grant"},
+			"graph 401":        {"EwBIA8l6BAAUnknown", 400, "invalid_grant"},
+		} {
+			if r := microsoft(tc.token); r.status != tc.status || r.json(t)["error"] != tc.code {
+				t.Errorf("microsoft, %s: %d %s", name, r.status, r.body)
+			}
+		}
+		fakes.microsoft.Fail(http.StatusServiceUnavailable, `{"error":{"code":"serviceNotAvailable"}}`)
+		if r := microsoft(fakes.microsoft.Issue(subjects["azuread-oauth2"])); r.status != 502 || r.json(t)["error"] != "provider_unavailable" {
+			t.Errorf("graph down: %d %s", r.status, r.body)
+		}
+		fakes.microsoft.Fail(0, "")
+		if leaks := fakes.microsoft.URLLeaks(); len(leaks) != 0 {
+			t.Errorf("microsoft: credentials in request URLs: %q", leaks)
+		}
+
 		// Disabled: edX's body, exactly.
 		s.mustAdmin("POST", "/admin/users/"+itoa(uid)+"/disable", nil, 200)
 		r := s.postForm("/oauth2/exchange_access_token/google-oauth2/", url.Values{"client_id": {"app"},
@@ -141,10 +179,18 @@ func TestE2ESocialExchange(t *testing.T) {
 		if want := `{"error":"account_disabled","error_description":"user account is disabled","error_code":403}`; r.status != 403 || strings.TrimSpace(string(r.body)) != want {
 			t.Errorf("disabled: %d %s", r.status, r.body)
 		}
+		r = s.postForm("/oauth2/exchange_access_token/azuread-oauth2", url.Values{"client_id": {"app"},
+			"access_token": {fakes.microsoft.Issue(subjects["azuread-oauth2"])}})
+		if want := `{"error":"account_disabled","error_description":"user account is disabled","error_code":403}`; r.status != 403 || string(r.body) != want {
+			t.Errorf("disabled, microsoft: %d %s", r.status, r.body)
+		}
 
 		metrics := do(t, "GET", s.admin+"/metrics", nil, nil)
 		for _, want := range []string{`bff_social_verifications_total{backend="google-oauth2",result="ok"}`,
 			`bff_social_verifications_total{backend="facebook",result="unavailable"} 1`,
+			`bff_social_verifications_total{backend="azuread-oauth2",result="cached"} 1`,
+			`bff_social_verifications_total{backend="azuread-oauth2",result="rejected"} 1`,
+			`bff_social_verifications_total{backend="azuread-oauth2",result="unavailable"} 1`,
 			`bff_tokens_issued_total{client_id="app",format="jwt",grant_type="social_exchange"}`} {
 			if !strings.Contains(string(metrics.body), want) {
 				t.Errorf("/metrics lacks %s", want)
@@ -167,6 +213,11 @@ func TestCLIIdentities(t *testing.T) {
 		t.Errorf("link-identity: %v", id)
 	}
 	mustCLI(t, env, "admin", "link-identity", uid, "--provider", "facebook", "--subject", "10150") // again: no change
+	ms := mustCLI(t, env, "admin", "link-identity", uid, "--provider", "azuread-oauth2", "--subject", "48d31887-5fad-4d73-a9f5-3c356e68a038")
+	if ms["provider"] != "azuread-oauth2" || ms["subject"] != "48d31887-5fad-4d73-a9f5-3c356e68a038" {
+		t.Errorf("link-identity azuread-oauth2: %v", ms)
+	}
+	mustCLI(t, env, "admin", "unlink-identity", uid, "--provider", "azuread-oauth2", "--subject", "48d31887-5fad-4d73-a9f5-3c356e68a038")
 	if list := mustCLI(t, env, "admin", "list-identities", uid)["identities"].([]any); len(list) != 1 {
 		t.Errorf("list-identities: %v", list)
 	}
@@ -204,7 +255,7 @@ func TestCLIIdentities(t *testing.T) {
 // token another app obtained does not sign the user in, the platform's
 // apps do, and neither a token nor the app secret shows in a log line;
 // /metrics says every backend checks the audience and start-up warns of
-// nothing.
+// none but Microsoft's, which cannot check (opted in).
 func TestE2ESocialAudience(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b backend) {
@@ -222,6 +273,8 @@ func TestE2ESocialAudience(t *testing.T) {
 		}{
 			{"google, our iOS app", "google-oauth2", fakes.google.Issue("pat-g"), 200, ""},
 			{"google, our Android app", "google-oauth2", fakes.google.IssueFor(androidClientID, "pat-g"), 200, ""},
+			{"google, our Android app, userinfo.email only", "google-oauth2", fakes.google.IssueGrant(fakesocial.Grant{Subject: "pat-g",
+				Audience: androidClientID, Scope: fakesocial.GoogleEmailScope}), 200, ""},
 			{"google, azp ours", "google-oauth2", fakes.google.IssueGrant(fakesocial.Grant{Subject: "pat-g",
 				Audience: fakesocial.OtherGoogleClientID, AuthorizedParty: fakesocial.GoogleClientID}), 200, ""},
 			{"google, another app", "google-oauth2", fakes.google.IssueFor(fakesocial.OtherGoogleClientID, "pat-g"), 400, "not issued to this platform's apps"},
@@ -254,14 +307,14 @@ func TestE2ESocialAudience(t *testing.T) {
 			}
 		}
 		metrics := string(do(t, "GET", s.admin+"/metrics", nil, nil).body)
-		for _, backend := range []string{"google-oauth2", "facebook", "apple-id"} {
-			if want := `bff_social_audience_checked{backend="` + backend + `"} 1`; !strings.Contains(metrics, want) {
-				t.Errorf("/metrics lacks %s", want)
+		for backend, want := range map[string]string{"google-oauth2": "1", "facebook": "1", "apple-id": "1", "azuread-oauth2": "0"} {
+			if line := `bff_social_audience_checked{backend="` + backend + `"} ` + want; !strings.Contains(metrics, line) {
+				t.Errorf("/metrics lacks %s", line)
 			}
 		}
 		out := s.out.String()
-		if strings.Contains(out, "accepts tokens issued to any app") {
-			t.Error("start-up warned although every backend checks the audience")
+		if n := strings.Count(out, "accepts tokens issued to any app"); n != 1 || !strings.Contains(out, `"backend":"azuread-oauth2","fix":"none: Microsoft Graph`) {
+			t.Errorf("start-up warned %d times of backends accepting any app; want once, of azuread-oauth2:\n%s", n, out)
 		}
 		if !strings.Contains(out, "not issued to this platform") {
 			t.Fatalf("the refusals are not in the debug log; the check below would prove nothing:\n%s", out)
@@ -285,7 +338,8 @@ func TestE2ESocialAudienceUnchecked(t *testing.T) {
 	uid := s.createUser("quin")
 	s.mustAdmin("POST", "/admin/users/"+itoa(uid)+"/identities", map[string]any{"provider": "google-oauth2", "subject": "quin"}, http.StatusCreated)
 	out := s.out.String()
-	for backend, fix := range map[string]string{"google-oauth2": "BFF_GOOGLE_CLIENT_IDS", "facebook": "BFF_FACEBOOK_APP_ID"} {
+	for backend, fix := range map[string]string{"google-oauth2": "BFF_GOOGLE_CLIENT_IDS", "facebook": "BFF_FACEBOOK_APP_ID",
+		"azuread-oauth2": "Microsoft Graph cannot tell which app"} {
 		var warned int
 		for _, line := range strings.Split(out, "\n") {
 			if strings.Contains(line, `"level":"WARN"`) && strings.Contains(line, "accepts tokens issued to any app") &&
@@ -297,11 +351,11 @@ func TestE2ESocialAudienceUnchecked(t *testing.T) {
 			t.Errorf("%s: %d start-up warnings naming %s, want 1:\n%s", backend, warned, fix, out)
 		}
 	}
-	if n := strings.Count(out, "accepts tokens issued to any app"); n != 2 {
-		t.Errorf("%d such warnings, want 2 (apple-id checks aud)", n)
+	if n := strings.Count(out, "accepts tokens issued to any app"); n != 3 {
+		t.Errorf("%d such warnings, want 3 (apple-id checks aud)", n)
 	}
 	metrics := string(do(t, "GET", s.admin+"/metrics", nil, nil).body)
-	for backend, want := range map[string]string{"google-oauth2": "0", "facebook": "0", "apple-id": "1"} {
+	for backend, want := range map[string]string{"google-oauth2": "0", "facebook": "0", "apple-id": "1", "azuread-oauth2": "0"} {
 		if line := `bff_social_audience_checked{backend="` + backend + `"} ` + want; !strings.Contains(metrics, line) {
 			t.Errorf("/metrics lacks %s", line)
 		}
@@ -314,10 +368,11 @@ func TestE2ESocialAudienceUnchecked(t *testing.T) {
 }
 
 // TestE2ESocialAudienceRequired: on PostgreSQL (production), a Google or
-// Facebook backend without its apps configured is off — 400
-// invalid_request naming the variables to set, and a start-up warning —
-// unless BFF_SOCIAL_ACCEPT_ANY_APP opts it in, which keeps SPEC §7's
-// behaviour with its warning. Apple, which always checks, is unaffected.
+// Facebook backend without its apps configured, and Microsoft's, which
+// has none, is off — 400 invalid_request naming the variables to set, and
+// a start-up warning — unless BFF_SOCIAL_ACCEPT_ANY_APP opts it in, which
+// keeps SPEC §7's behaviour with its warning. Apple, which always checks,
+// is unaffected.
 // (On the in-memory store nothing changes: TestE2ESocialAudienceUnchecked.)
 func TestE2ESocialAudienceRequired(t *testing.T) {
 	t.Parallel()
@@ -328,12 +383,18 @@ func TestE2ESocialAudienceRequired(t *testing.T) {
 		anyApp []string
 	}{
 		{"no opt-in", "", map[string][]string{
-			"google-oauth2": {"BFF_GOOGLE_CLIENT_IDS", "BFF_SOCIAL_ACCEPT_ANY_APP"},
-			"facebook":      {"BFF_FACEBOOK_APP_ID", "BFF_FACEBOOK_APP_SECRET", "BFF_SOCIAL_ACCEPT_ANY_APP"},
+			"google-oauth2":  {"BFF_GOOGLE_CLIENT_IDS", "BFF_SOCIAL_ACCEPT_ANY_APP"},
+			"facebook":       {"BFF_FACEBOOK_APP_ID", "BFF_FACEBOOK_APP_SECRET", "BFF_SOCIAL_ACCEPT_ANY_APP"},
+			"azuread-oauth2": {"BFF_SOCIAL_ACCEPT_ANY_APP", "azuread-oauth2"},
 		}, nil},
 		{"google opted in", "google-oauth2", map[string][]string{
-			"facebook": {"BFF_FACEBOOK_APP_ID", "BFF_FACEBOOK_APP_SECRET", "BFF_SOCIAL_ACCEPT_ANY_APP"},
+			"facebook":       {"BFF_FACEBOOK_APP_ID", "BFF_FACEBOOK_APP_SECRET", "BFF_SOCIAL_ACCEPT_ANY_APP"},
+			"azuread-oauth2": {"BFF_SOCIAL_ACCEPT_ANY_APP", "azuread-oauth2"},
 		}, []string{"google-oauth2"}},
+		{"microsoft opted in", "azuread-oauth2", map[string][]string{
+			"google-oauth2": {"BFF_GOOGLE_CLIENT_IDS", "BFF_SOCIAL_ACCEPT_ANY_APP"},
+			"facebook":      {"BFF_FACEBOOK_APP_ID", "BFF_FACEBOOK_APP_SECRET", "BFF_SOCIAL_ACCEPT_ANY_APP"},
+		}, []string{"azuread-oauth2"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -343,7 +404,7 @@ func TestE2ESocialAudienceRequired(t *testing.T) {
 				"BFF_DATABASE_URL": testdb.URL(t), "BFF_SOCIAL_ACCEPT_ANY_APP": tt.optIn}))
 			s.createMobileClient("app", nil)
 			uid := s.createUser("vera")
-			subjects := map[string]string{"google-oauth2": "vera-g", "facebook": "vera-fb", "apple-id": "001234.vera.1234"}
+			subjects := map[string]string{"google-oauth2": "vera-g", "facebook": "vera-fb", "apple-id": "001234.vera.1234", "azuread-oauth2": "vera-ms"}
 			for backend, sub := range subjects {
 				s.mustAdmin("POST", "/admin/users/"+itoa(uid)+"/identities", map[string]any{"provider": backend, "subject": sub}, http.StatusCreated)
 			}

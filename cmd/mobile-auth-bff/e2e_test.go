@@ -241,7 +241,8 @@ func TestE2EClientCredentials(t *testing.T) {
 			if err != nil {
 				t.Fatalf("auth style %v: %v", style, err)
 			}
-			if tok.TokenType != "JWT" || tok.RefreshToken != "" {
+			// The client's token_type chose the JWT: a bearer token (RFC 9068).
+			if tok.TokenType != "Bearer" || tok.RefreshToken != "" {
 				t.Errorf("client credentials: type %s, refresh %q", tok.TokenType, tok.RefreshToken)
 			}
 			_, c := s.verifyJWT(tok.AccessToken)
@@ -274,28 +275,34 @@ func TestE2EFormatSelection(t *testing.T) {
 			}
 			return f
 		}
+		// want is the format; label the token_type: "JWT" only when the
+		// request asked for the JWT edX's way (SPEC §5).
 		cases := []struct {
-			name   string
-			form   url.Values
-			header []string
-			want   string
+			name        string
+			form        url.Values
+			header      []string
+			want, label string
 		}{
-			{"restricted ignores token_type=bearer", form("restricted", "token_type", "bearer"), nil, "JWT"},
-			{"kill switch wins over token_type=jwt", form("killed", "token_type", "jwt"), nil, "Bearer"},
-			{"kill switch wins over the client default", form("killed"), nil, "Bearer"},
-			{"client default", form("jwt-default"), nil, "JWT"},
-			{"token_type field", form("jwt-default", "token_type", "bearer"), nil, "Bearer"},
-			{"field wins over header", form("jwt-default", "token_type", "bearer"), []string{"X-Token-Type", "jwt"}, "Bearer"},
-			{"header", form("jwt-default"), []string{"X-Token-Type", "bearer"}, "Bearer"},
-			{"asymmetric_jwt", form("jwt-default", "asymmetric_jwt", "true"), []string{"X-Token-Type", ""}, "JWT"},
+			{"restricted ignores token_type=bearer", form("restricted", "token_type", "bearer"), nil, "JWT", "Bearer"},
+			{"restricted asked token_type=JWT", form("restricted", "token_type", "JWT"), nil, "JWT", "JWT"},
+			{"kill switch wins over token_type=jwt", form("killed", "token_type", "jwt"), nil, "Bearer", "Bearer"},
+			{"kill switch wins over the client default", form("killed"), nil, "Bearer", "Bearer"},
+			{"client default", form("jwt-default"), nil, "JWT", "Bearer"},
+			{"token_type field", form("jwt-default", "token_type", "bearer"), nil, "Bearer", "Bearer"},
+			{"field wins over header", form("jwt-default", "token_type", "bearer"), []string{"X-Token-Type", "jwt"}, "Bearer", "Bearer"},
+			{"header", form("jwt-default"), []string{"X-Token-Type", "bearer"}, "Bearer", "Bearer"},
+			{"header JWT", form("jwt-default"), []string{"X-Token-Type", "JWT"}, "JWT", "JWT"},
+			{"asymmetric_jwt", form("jwt-default", "asymmetric_jwt", "true"), []string{"X-Token-Type", ""}, "JWT", "JWT"},
+			{"asymmetric_jwt=1", form("jwt-default", "asymmetric_jwt", "1"), nil, "JWT", "JWT"},
 		}
 		for _, tc := range cases {
 			r := s.postForm("/oauth2/access_token", tc.form, tc.header...)
 			if r.status != 200 {
 				t.Fatalf("%s: %d %s", tc.name, r.status, r.body)
 			}
-			if got := r.json(t)["token_type"]; got != tc.want {
-				t.Errorf("%s: token_type %v, want %s", tc.name, got, tc.want)
+			body := r.json(t)
+			if got := tokenFormat(body); got != tc.want || body["token_type"] != tc.label {
+				t.Errorf("%s: a %s token labelled %v, want a %s token labelled %s", tc.name, got, body["token_type"], tc.want, tc.label)
 			}
 		}
 		r := s.postForm("/oauth2/access_token", form("restricted"))

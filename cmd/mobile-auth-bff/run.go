@@ -141,6 +141,7 @@ func (a *app) wire(ctx context.Context) error {
 			FacebookMeURL:   a.cfg.FacebookMeURL, FacebookDebugTokenURL: a.cfg.FacebookDebugTokenURL,
 			FacebookAppID: a.cfg.FacebookAppID, FacebookAppSecret: a.cfg.FacebookAppSecret,
 			AppleJWKSURL: a.cfg.AppleJWKSURL, AppleAudiences: []string{a.cfg.AppleAudience},
+			AzureADGraphMeURL: a.cfg.AzureADGraphMeURL,
 			// On PostgreSQL (production) a backend that cannot check which
 			// app a token was issued to is off unless the operator opts in;
 			// the in-memory store (development, --demo) keeps SPEC §7's

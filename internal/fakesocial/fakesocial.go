@@ -1,9 +1,10 @@
-// Package fakesocial runs fake Google, Facebook and Apple sign-in endpoints
-// for tests: Google's userinfo and tokeninfo, Facebook's /me and
-// debug_token, which know the tokens they issued and the app each was
-// issued to, and an Apple key set whose keys sign id_tokens. Each fake
-// counts its calls, can be made to fail, to be slow or to redirect, and
-// records every request URL that carried a token or a secret.
+// Package fakesocial runs fake Google, Facebook, Microsoft and Apple
+// sign-in endpoints for tests: Google's userinfo and tokeninfo, Facebook's
+// /me and debug_token, Microsoft Graph's /me, which know the tokens they
+// issued and the app each was issued to, and an Apple key set whose keys
+// sign id_tokens. Each fake counts its calls, can be made to fail, to be
+// slow or to redirect, and records every request URL that carried a token
+// or a secret.
 package fakesocial
 
 import (
@@ -16,6 +17,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +43,17 @@ const (
 	OtherFacebookAppID  = "2900000000000009"
 )
 
+// Google scopes of the tokens the fake Google issues.
+const (
+	// GoogleEmailScope is the only scope of the Android app's token
+	// (GoogleAuthUtil with "oauth2: …/userinfo.email"): no openid, no
+	// profile, so Google's answers carry sub and the email, but no name.
+	GoogleEmailScope = "https://www.googleapis.com/auth/userinfo.email"
+	// GoogleSignInScope is what Google Sign-In grants by default
+	// (openid email profile): the default of Grant.Scope.
+	GoogleSignInScope = "openid https://www.googleapis.com/auth/userinfo.email https://www.googleapis.com/auth/userinfo.profile"
+)
+
 // Grant describes a token a fake provider issues.
 type Grant struct {
 	// Subject is the account: Google's sub, Facebook's app-scoped id.
@@ -52,15 +65,30 @@ type Grant struct {
 	Expires time.Time
 	// Type is Facebook's token type; empty means USER.
 	Type string
+	// Scope is Google's space-separated scope of the token; empty means
+	// GoogleSignInScope.
+	Scope string
+	// Mail is Microsoft Graph's mail of the account; empty answers null,
+	// as Graph does for many accounts (userPrincipalName is always set).
+	Mail string
 }
 
-// Endpoint is a fake provider: Google (userinfo, tokeninfo) or Facebook
-// (/me, debug_token).
+// kind is which provider an Endpoint fakes.
+type kind int
+
+const (
+	google kind = iota
+	facebook
+	microsoft
+)
+
+// Endpoint is a fake provider: Google (userinfo, tokeninfo), Facebook
+// (/me, debug_token) or Microsoft Graph (/me).
 type Endpoint struct {
-	srv      *httptest.Server
-	facebook bool
-	app      string // the platform's client id or app id
-	paths    struct{ who, check string }
+	srv   *httptest.Server
+	kind  kind
+	app   string // the platform's client id or app id
+	paths struct{ who, check string }
 
 	mu       sync.Mutex
 	tokens   map[string]Grant
@@ -75,11 +103,14 @@ type Endpoint struct {
 	leaks   []string
 }
 
-func newEndpoint(tb testing.TB, facebook bool) *Endpoint {
-	e := &Endpoint{facebook: facebook, tokens: map[string]Grant{}}
-	if facebook {
+func newEndpoint(tb testing.TB, k kind) *Endpoint {
+	e := &Endpoint{kind: k, tokens: map[string]Grant{}}
+	switch k {
+	case facebook:
 		e.app, e.paths.who, e.paths.check = FacebookAppID, "/v19.0/me", "/v19.0/debug_token"
-	} else {
+	case microsoft:
+		e.paths.who = "/v1.0/me" // Graph has no endpoint that tells the app
+	default:
 		e.app, e.paths.who, e.paths.check = GoogleClientID, "/v1/userinfo", "/tokeninfo"
 	}
 	e.srv = httptest.NewServer(http.HandlerFunc(e.serve))
@@ -89,15 +120,20 @@ func newEndpoint(tb testing.TB, facebook bool) *Endpoint {
 
 // NewGoogle starts a fake Google: the OpenID Connect userinfo endpoint
 // (URL) and the tokeninfo endpoint (CheckURL).
-func NewGoogle(tb testing.TB) *Endpoint { return newEndpoint(tb, false) }
+func NewGoogle(tb testing.TB) *Endpoint { return newEndpoint(tb, google) }
 
 // NewFacebook starts a fake Facebook Graph API: /me (URL) and debug_token
 // (CheckURL), which accepts the app token of FacebookAppID and
 // FacebookAppSecret only.
-func NewFacebook(tb testing.TB) *Endpoint { return newEndpoint(tb, true) }
+func NewFacebook(tb testing.TB) *Endpoint { return newEndpoint(tb, facebook) }
+
+// NewMicrosoft starts a fake Microsoft Graph: /v1.0/me (URL), which names
+// the holder of a Graph access token, whichever app obtained it. It has no
+// CheckURL.
+func NewMicrosoft(tb testing.TB) *Endpoint { return newEndpoint(tb, microsoft) }
 
 // URL is the address of the endpoint that names a token's holder
-// (BFF_GOOGLE_USERINFO_URL, BFF_FACEBOOK_ME_URL).
+// (BFF_GOOGLE_USERINFO_URL, BFF_FACEBOOK_ME_URL, BFF_AZUREAD_GRAPH_ME_URL).
 func (e *Endpoint) URL() string { return e.srv.URL + e.paths.who }
 
 // CheckURL is the address of the endpoint that tells which app a token was
@@ -127,6 +163,9 @@ func (e *Endpoint) IssueGrant(g Grant) string {
 	}
 	if g.Type == "" {
 		g.Type = "USER"
+	}
+	if g.Scope == "" {
+		g.Scope = GoogleSignInScope
 	}
 	token := "fake-" + randomString(24)
 	e.mu.Lock()
@@ -237,8 +276,8 @@ func (e *Endpoint) serve(w http.ResponseWriter, r *http.Request) {
 		e.serveWho(w, r)
 	case formErr != nil:
 		w.WriteHeader(http.StatusBadRequest)
-	case r.URL.Path == e.paths.check && (r.Method == http.MethodPost || r.Method == http.MethodGet):
-		if e.facebook {
+	case e.paths.check != "" && r.URL.Path == e.paths.check && (r.Method == http.MethodPost || r.Method == http.MethodGet):
+		if e.kind == facebook {
 			e.serveDebugToken(w, r)
 		} else {
 			e.serveTokeninfo(w, r)
@@ -262,17 +301,55 @@ func (e *Endpoint) serveWho(w http.ResponseWriter, r *http.Request) {
 	token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	g, ok := e.grant(token)
 	switch {
-	case !ok && e.facebook:
+	case !ok && e.kind == facebook:
 		w.WriteHeader(http.StatusBadRequest)
 		_, _ = w.Write([]byte(`{"error":{"message":"Invalid OAuth access token.","type":"OAuthException","code":190}}`))
+	case !ok && e.kind == microsoft:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000"`)
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"error":{"code":"InvalidAuthenticationToken","message":"Access token validation failure.",` +
+			`"innerError":{"date":"2026-11-02T10:00:00","request-id":"5b7c3f52-0000-4000-8000-000000000001"}}}`))
 	case !ok:
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		w.WriteHeader(http.StatusUnauthorized)
 		_, _ = w.Write([]byte(`{"error":"invalid_token","error_description":"Invalid Credentials"}`))
-	case e.facebook:
+	case e.kind == facebook:
 		_ = json.NewEncoder(w).Encode(map[string]any{"id": g.Subject, "name": "Fake " + g.Subject})
+	case e.kind == microsoft:
+		_ = json.NewEncoder(w).Encode(graphMe(g))
 	default:
-		_ = json.NewEncoder(w).Encode(map[string]any{"sub": g.Subject, "email": g.Subject + "@provider.test", "name": "Fake " + g.Subject})
+		_ = json.NewEncoder(w).Encode(googleUserinfo(g))
+	}
+}
+
+// googleUserinfo is Google's userinfo answer for a token of g: sub for any
+// of the identity scopes, the email for userinfo.email, the names only for
+// userinfo.profile. A token of the Android app (GoogleEmailScope)
+// gets {"sub", "picture", "email", "email_verified"}.
+func googleUserinfo(g Grant) map[string]any {
+	scopes := strings.Fields(g.Scope)
+	info := map[string]any{"sub": g.Subject, "picture": "https://lh3.googleusercontent.com/a/default-user=s96-c"}
+	if slices.Contains(scopes, GoogleEmailScope) || slices.Contains(scopes, "email") {
+		info["email"], info["email_verified"] = g.Subject+"@provider.test", true
+	}
+	if slices.Contains(scopes, "https://www.googleapis.com/auth/userinfo.profile") || slices.Contains(scopes, "profile") {
+		info["name"], info["given_name"], info["family_name"] = "Fake "+g.Subject, "Fake", g.Subject
+	}
+	return info
+}
+
+// graphMe is Microsoft Graph's /v1.0/me answer for a token of g, with the
+// nulls Graph sends for what the account does not have.
+func graphMe(g Grant) map[string]any {
+	var mail any // null
+	if g.Mail != "" {
+		mail = g.Mail
+	}
+	return map[string]any{
+		"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users/$entity",
+		"businessPhones": []string{}, "displayName": "Fake " + g.Subject, "givenName": "Fake", "surname": g.Subject,
+		"jobTitle": nil, "mail": mail, "mobilePhone": nil, "officeLocation": nil, "preferredLanguage": nil,
+		"userPrincipalName": g.Subject + "@contoso.onmicrosoft.test", "id": g.Subject,
 	}
 }
 
@@ -285,11 +362,15 @@ func (e *Endpoint) serveTokeninfo(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(`{"error":"invalid_token","error_description":"Invalid Value"}`))
 		return
 	}
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"azp": g.AuthorizedParty, "aud": g.Audience, "sub": g.Subject, "scope": "openid https://www.googleapis.com/auth/userinfo.email",
+	info := map[string]any{
+		"azp": g.AuthorizedParty, "aud": g.Audience, "sub": g.Subject, "scope": g.Scope,
 		"exp": strconv.FormatInt(g.Expires.Unix(), 10), "expires_in": strconv.Itoa(int(time.Until(g.Expires).Seconds())),
-		"email": g.Subject + "@provider.test", "email_verified": "true", "access_type": "online",
-	})
+		"access_type": "online",
+	}
+	if _, ok := googleUserinfo(g)["email"]; ok {
+		info["email"], info["email_verified"] = g.Subject+"@provider.test", "true"
+	}
+	_ = json.NewEncoder(w).Encode(info)
 }
 
 // serveDebugToken answers as the Graph API's debug_token does: the app

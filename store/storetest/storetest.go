@@ -109,7 +109,7 @@ func testClients(t *testing.T, s store.Store) {
 	conf := bff.Client{
 		ID: "backend", Name: "Backend", SecretHash: []byte{1, 2, 3}, GrantTypes: []string{bff.GrantClientCredentials},
 		Scopes: []string{"read"}, TokenType: bff.FormatJWT, JWTRolloutPercent: 25, JWTEnabled: false,
-		Restricted: true, CreatedAt: now(), UpdatedAt: now(),
+		Restricted: true, JWTTokenType: bff.LabelBearer, CreatedAt: now(), UpdatedAt: now(),
 	}
 	if err := s.CreateClient(ctx, conf); err != nil {
 		t.Fatal(err)
@@ -138,6 +138,7 @@ func testClients(t *testing.T, s store.Store) {
 	updated, err := s.UpdateClient(ctx, "mobile", func(c *bff.Client) error {
 		c.JWTRolloutPercent = 50
 		c.TokenType = bff.FormatJWT
+		c.JWTTokenType = bff.LabelJWT
 		c.Scopes = append(c.Scopes, "payments")
 		c.ID = "renamed" // ids are immutable: ignored
 		return nil
@@ -146,8 +147,16 @@ func testClients(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	got, _ = s.GetClient(ctx, "mobile")
-	if got.JWTRolloutPercent != 50 || got.TokenType != bff.FormatJWT || len(got.Scopes) != 3 || updated.ID != "mobile" {
+	if got.JWTRolloutPercent != 50 || got.TokenType != bff.FormatJWT || got.JWTTokenType != bff.LabelJWT ||
+		len(got.Scopes) != 3 || updated.ID != "mobile" {
 		t.Errorf("after UpdateClient: %+v", got)
+	}
+	// Clearing jwt_token_type leaves the label to the request again.
+	if _, err := s.UpdateClient(ctx, "mobile", func(c *bff.Client) error { c.JWTTokenType = ""; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = s.GetClient(ctx, "mobile"); got.JWTTokenType != "" || got.JWTRolloutPercent != 50 {
+		t.Errorf("after clearing jwt_token_type: %+v", got)
 	}
 	_, err = s.UpdateClient(ctx, "nope", func(*bff.Client) error { return nil })
 	wantErr(t, "UpdateClient(nope)", err, bff.ErrNotFound)

@@ -1,0 +1,1 @@
+ALTER TABLE clients DROP COLUMN IF EXISTS jwt_token_type;
