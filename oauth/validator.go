@@ -117,14 +117,20 @@ func canonicalOpaque(raw string) bool {
 	if !ok {
 		return false
 	}
+	var buf [64]byte // a part is 32 bytes; longer ones are no token of ours
 	for _, part := range []string{key, sig} {
-		b, err := base64.RawURLEncoding.Strict().DecodeString(part)
-		if err != nil || base64.RawURLEncoding.EncodeToString(b) != part {
+		if part == "" || strictBase64.DecodedLen(len(part)) > len(buf) || strings.ContainsAny(part, "\r\n") {
+			return false
+		}
+		if _, err := strictBase64.Decode(buf[:], []byte(part)); err != nil {
 			return false
 		}
 	}
 	return true
 }
+
+// strictBase64 refuses unused low bits that are not zero (and padding).
+var strictBase64 = base64.RawURLEncoding.Strict()
 
 // ClientVerdict is the rejection of a token whose client the validator had
 // already established: the token is genuine but expired, revoked, of a
