@@ -344,28 +344,65 @@ func TestAppLogoutEndsWebSessions(t *testing.T) {
 			for _, format := range []string{"bearer", "jwt"} {
 				tok := env.Token(t, testenv.PasswordForm("app", "vera", "token_type", format))
 				at, rt := tok["access_token"].(string), tok["refresh_token"].(string)
-				rec := env.Post("/oauth2/login", url.Values{}, "Authorization", "Bearer "+at)
-				if rec.Code != 204 {
-					t.Fatalf("%s: login %d", format, rec.Code)
-				}
-				cookie := (&http.Response{Header: rec.Header()}).Cookies()[0]
-				me := func() int {
-					req := httptest.NewRequest(http.MethodGet, "/api/me", nil)
-					req.AddCookie(cookie)
-					rec := httptest.NewRecorder()
-					env.Public.ServeHTTP(rec, req)
-					return rec.Code
-				}
+				cookie := loginCookie(t, env, at)
 				// Revoking the refresh token ends the session made from an
 				// access token of its family (and revoking an access token
 				// ends its own: TestRevokingATokenEndsItsSession).
 				env.Post("/oauth2/revoke", url.Values{"client_id": {"app"}, "token": {rt}})
-				if code := me(); code != 401 {
+				if code := meWithCookie(env, cookie); code != 401 {
 					t.Errorf("%s: the session outlived the app's logout: %d", format, code)
 				}
 			}
 		})
 	}
+}
+
+// TestRevokingATokenEndsItsSession: revoking an access token (either
+// format) ends the web session made from it (RFC 7009 §2.1), and no other.
+func TestRevokingATokenEndsItsSession(t *testing.T) {
+	t.Parallel()
+	for _, pg := range storeKinds() {
+		t.Run(storeName(pg), func(t *testing.T) {
+			t.Parallel()
+			env := testenv.New(t, testenv.Options{Postgres: pg, Cache: pg})
+			env.PublicClient(t, "app")
+			env.User(t, "rev")
+			for _, format := range []string{"bearer", "jwt"} {
+				revoked := env.Token(t, testenv.PasswordForm("app", "rev", "token_type", format))["access_token"].(string)
+				kept := env.Token(t, testenv.PasswordForm("app", "rev", "token_type", format))["access_token"].(string)
+				gone, stays := loginCookie(t, env, revoked), loginCookie(t, env, kept)
+				if rec := env.Post("/oauth2/revoke", url.Values{"client_id": {"app"}, "token": {revoked}}); rec.Code != http.StatusOK {
+					t.Fatalf("revoke: %d %s", rec.Code, rec.Body)
+				}
+				if code := meWithCookie(env, gone); code != http.StatusUnauthorized {
+					t.Errorf("%s: the session of the revoked token answered %d", format, code)
+				}
+				if code := meWithCookie(env, stays); code != http.StatusOK {
+					t.Errorf("%s: another session answered %d", format, code)
+				}
+			}
+		})
+	}
+}
+
+// loginCookie exchanges an access token for a web session and returns its
+// cookie.
+func loginCookie(t *testing.T, env *testenv.Env, token string) *http.Cookie {
+	t.Helper()
+	rec := env.Post("/oauth2/login", url.Values{}, "Authorization", "Bearer "+token)
+	if rec.Code != http.StatusNoContent {
+		t.Fatalf("login: %d %s", rec.Code, rec.Body)
+	}
+	return rec.Result().Cookies()[0]
+}
+
+// meWithCookie calls /api/me with a session cookie and returns the status.
+func meWithCookie(env *testenv.Env, c *http.Cookie) int {
+	req := httptest.NewRequest(http.MethodGet, "/api/me", nil)
+	req.AddCookie(c)
+	rec := httptest.NewRecorder()
+	env.Public.ServeHTTP(rec, req)
+	return rec.Code
 }
 
 // TestSessionErrorBodiesGolden pins the edX error bodies of /oauth2/login and
