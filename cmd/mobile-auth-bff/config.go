@@ -16,6 +16,7 @@ import (
 	bff "github.com/openedx/mobile-auth-bff"
 	"github.com/openedx/mobile-auth-bff/broker"
 	"github.com/openedx/mobile-auth-bff/oauth"
+	"github.com/openedx/mobile-auth-bff/store/postgres"
 )
 
 // config is the whole configuration, read from the environment once at
@@ -25,6 +26,7 @@ type config struct {
 	AdminAddr       string
 	AdminToken      string
 	DatabaseURL     string
+	DatabaseTimeout time.Duration
 	Secret          []byte
 	SecretGenerated bool
 	// AdminTokenGenerated: serve --demo made BFF_ADMIN_TOKEN up for the run.
@@ -92,6 +94,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		AdminAddr:                r.str("BFF_ADMIN_ADDR", "127.0.0.1:8081"),
 		AdminToken:               r.str("BFF_ADMIN_TOKEN", ""),
 		DatabaseURL:              r.str("BFF_DATABASE_URL", ""),
+		DatabaseTimeout:          r.duration("BFF_DATABASE_TIMEOUT", postgres.DefaultTimeout),
 		Audience:                 r.str("BFF_JWT_AUDIENCE", "mobile-auth-bff"),
 		JWTAlg:                   r.str("BFF_JWT_ALG", "RS256"),
 		AccessTokenTTL:           r.duration("BFF_ACCESS_TOKEN_TTL", time.Hour),

@@ -437,6 +437,71 @@ func TestE2EDatabaseCut(t *testing.T) {
 	t.Logf("families: %v", outcomes)
 }
 
+// TestE2EDatabasePause: PostgreSQL stops answering but keeps its
+// connections open (a paused server, a network path that drops packets).
+// Nothing closes a connection, so only the store's own deadline
+// (BFF_DATABASE_TIMEOUT) stops a request from waiting on it: each answers
+// 503 soon after the deadline, /readyz says the store is away, and the same
+// process serves again once the database answers.
+func TestE2EDatabasePause(t *testing.T) {
+	t.Parallel()
+	dbURL := testdb.URL(t)
+	proxy := newPGProxy(t, dbTarget(t, dbURL))
+	const timeout = time.Second
+	s := start(t, baseEnv(map[string]string{"BFF_DATABASE_URL": proxy.url(dbURL), "BFF_DATABASE_TIMEOUT": timeout.String()}))
+	s.createMobileClient("app", nil)
+	s.createUser("pavel")
+	login := url.Values{"grant_type": {"password"}, "client_id": {"app"}, "username": {"pavel"}, "password": {e2ePassword}}
+	first := s.send("login", "POST", "/oauth2/access_token", login)
+	if first.status != 200 {
+		t.Fatalf("login before the pause: %d %s", first.status, first.body)
+	}
+
+	proxy.pause()
+	defer proxy.resume()
+	var wg sync.WaitGroup
+	calls := make([]call, 4)
+	for i := range calls {
+		wg.Go(func() {
+			switch i {
+			case 0:
+				calls[i] = s.send("login", "POST", "/oauth2/access_token", login)
+			case 1:
+				calls[i] = s.send("refresh", "POST", "/oauth2/access_token", url.Values{"grant_type": {"refresh_token"},
+					"client_id": {"app"}, "refresh_token": {jsonField(first.body, "refresh_token")}})
+			case 2:
+				calls[i] = s.send("revoke", "POST", "/oauth2/revoke", url.Values{"client_id": {"app"},
+					"token": {jsonField(first.body, "access_token")}})
+			case 3:
+				calls[i] = s.send("readyz", "GET", "/readyz", nil)
+			}
+		})
+	}
+	wg.Wait()
+	for _, c := range calls {
+		took := c.end.Sub(c.start)
+		switch {
+		case c.err != nil:
+			t.Errorf("%s while paused: %v after %s", c.what, c.err, took)
+		case c.status != http.StatusServiceUnavailable:
+			t.Errorf("%s while paused: %d %s, want 503", c.what, c.status, c.body)
+		case took > timeout+2*time.Second:
+			t.Errorf("%s while paused answered after %s, want about the %s deadline", c.what, took, timeout)
+		}
+		if c.what != "readyz" && c.status == http.StatusServiceUnavailable && jsonField(c.body, "error") != "temporarily_unavailable" {
+			t.Errorf("%s while paused: body %s, want error temporarily_unavailable", c.what, c.body)
+		}
+		t.Logf("%s while paused: %d after %s", c.what, c.status, took)
+	}
+
+	proxy.resume()
+	took := within(t, 15*time.Second, "the service recovers", func() bool {
+		return s.send("readyz", "GET", "/readyz", nil).status == 200 &&
+			s.send("login", "POST", "/oauth2/access_token", login).status == 200
+	})
+	t.Logf("recovered %s after the resume", took)
+}
+
 // jsonField reads a string member of a JSON object body.
 func jsonField(body []byte, name string) string {
 	var m map[string]any
@@ -456,7 +521,9 @@ func TestE2EShutdownUnderLoad(t *testing.T) {
 	proxy := newPGProxy(t, dbTarget(t, dbURL))
 	// No periodic flush: what is counted reaches the store only by the
 	// shutdown flush.
-	env := baseEnv(map[string]string{"BFF_DATABASE_URL": proxy.url(dbURL), "BFF_USAGE_FLUSH_INTERVAL": "10m"})
+	// Held requests wait for the resume: no store deadline cuts them short.
+	env := baseEnv(map[string]string{"BFF_DATABASE_URL": proxy.url(dbURL), "BFF_USAGE_FLUSH_INTERVAL": "10m",
+		"BFF_DATABASE_TIMEOUT": "2m"})
 	s := start(t, env)
 	s.createMobileClient("app", nil)
 	s.createUser("petra")

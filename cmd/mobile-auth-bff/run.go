@@ -92,7 +92,7 @@ func openStore(ctx context.Context, cfg config, log *slog.Logger, migrate bool) 
 		log.Warn("BFF_DATABASE_URL is not set: using the in-memory store; every client, user and token is lost when the process exits")
 		return memory.New(), nil, nil
 	}
-	pg, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{Migrate: migrate})
+	pg, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{Migrate: migrate, Timeout: cfg.DatabaseTimeout})
 	if err != nil {
 		return nil, nil, fmt.Errorf("open database: %w", err)
 	}

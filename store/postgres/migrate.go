@@ -21,7 +21,7 @@ type MigrationStatus struct {
 }
 
 func (s *Store) migrator() (*migrate.Migrate, func(), error) {
-	db := stdlib.OpenDBFromPool(s.pool)
+	db := stdlib.OpenDBFromPool(s.pool.Pool)
 	driver, err := migratepgx.WithInstance(db, &migratepgx.Config{})
 	if err != nil {
 		db.Close()

@@ -22,7 +22,7 @@ var _ store.Store = (*Store)(nil)
 
 // Store is a PostgreSQL store.Store.
 type Store struct {
-	pool *pgxpool.Pool
+	pool *boundedPool
 }
 
 // Options tune Open.
@@ -31,6 +31,10 @@ type Options struct {
 	Migrate bool
 	// MaxConns caps the pool; zero keeps pgx's default.
 	MaxConns int32
+	// Timeout bounds each statement and each transaction (waiting for a
+	// connection included); zero means DefaultTimeout. Migrations are not
+	// bounded.
+	Timeout time.Duration
 }
 
 // Open connects to the database at url and, if asked, migrates it.
@@ -52,7 +56,11 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
-	s := &Store{pool: pool}
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	s := &Store{pool: &boundedPool{Pool: pool, timeout: timeout}}
 	if opts.Migrate {
 		if err := s.MigrateUp(ctx); err != nil {
 			pool.Close()
@@ -64,7 +72,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 
 // Pool exposes the connection pool to the packages that need PostgreSQL
 // itself (LISTEN/NOTIFY); nothing else should reach past the store.
-func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+func (s *Store) Pool() *pgxpool.Pool { return s.pool.Pool }
 
 // Ping checks the database answers.
 func (s *Store) Ping(ctx context.Context) error {
@@ -79,7 +87,7 @@ func (s *Store) Close() { s.pool.Close() }
 
 // inTx runs fn in a transaction, committing when it returns nil.
 func (s *Store) inTx(ctx context.Context, op string, fn func(pgx.Tx) error) error {
-	err := pgx.BeginFunc(ctx, s.pool, fn)
+	err := s.pool.beginFunc(ctx, fn)
 	if err != nil {
 		return dbErr(op, err)
 	}
