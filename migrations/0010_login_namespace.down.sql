@@ -1,0 +1,5 @@
+DROP TRIGGER IF EXISTS users_login_keys ON users;
+DROP FUNCTION IF EXISTS user_logins_sync();
+DROP TABLE IF EXISTS user_logins;
+CREATE UNIQUE INDEX IF NOT EXISTS users_username_key ON users (lower(username));
+CREATE UNIQUE INDEX IF NOT EXISTS users_email_key ON users (lower(email));
