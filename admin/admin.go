@@ -227,9 +227,14 @@ func validateUsername(u string) error {
 	if u == "" || len(u) > 150 {
 		return fmt.Errorf("%w: username must be 1–150 characters", bff.ErrInvalidInput)
 	}
+	// No @: usernames and emails share one namespace (ADR 0021), and a
+	// username that reads as an email would be one to whoever types it.
+	if strings.ContainsRune(u, '@') {
+		return fmt.Errorf("%w: username must not contain @ (usernames and emails share one namespace; sign-in accepts either)", bff.ErrInvalidInput)
+	}
 	for _, r := range u {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@.+-_", r)) {
-			return fmt.Errorf("%w: username may hold letters, digits and @.+-_ only", bff.ErrInvalidInput)
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(".+-_", r)) {
+			return fmt.Errorf("%w: username may hold letters, digits and .+-_ only", bff.ErrInvalidInput)
 		}
 	}
 	return nil

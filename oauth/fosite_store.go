@@ -178,7 +178,7 @@ func (s *fositeStore) apply(ctx context.Context, op store.TokenOp) error {
 // --- access tokens ---
 
 func (s *fositeStore) CreateAccessTokenSession(ctx context.Context, signature string, r fosite.Requester) error {
-	data, sess, err := marshalRequest(r)
+	data, sess, err := marshalRequest(r, r.GetGrantedScopes())
 	if err != nil {
 		return err
 	}
@@ -228,14 +228,20 @@ func (s *fositeStore) RevokeAccessToken(ctx context.Context, requestID string) e
 // --- refresh tokens ---
 
 func (s *fositeStore) CreateRefreshTokenSession(ctx context.Context, signature, accessSignature string, r fosite.Requester) error {
-	data, sess, err := marshalRequest(r)
+	scopes := r.GetGrantedScopes()
+	if st := stateOf(ctx); st.refreshScopes != nil {
+		// A refresh narrowed by scope: the access token has fewer scopes,
+		// the new refresh token keeps the family's (RFC 6749 §6).
+		scopes = st.refreshScopes
+	}
+	data, sess, err := marshalRequest(r, scopes)
 	if err != nil {
 		return err
 	}
 	return s.apply(ctx, store.CreateRefreshToken{Token: bff.RefreshToken{
 		Signature: signature, FamilyID: r.GetID(), AccessSignature: accessSignature,
 		ClientID: r.GetClient().GetID(), UserID: sess.UserID, GrantType: sess.GrantType,
-		Scopes: r.GetGrantedScopes(), IssuedAt: time.Now().UTC(),
+		Scopes: scopes, IssuedAt: time.Now().UTC(),
 		ExpiresAt: sess.GetExpiresAt(fosite.RefreshToken), AuthTime: sess.AuthTime, Request: data,
 	}})
 }
@@ -258,6 +264,11 @@ func (s *fositeStore) GetRefreshTokenSession(ctx context.Context, signature stri
 	if err != nil {
 		return nil, err
 	}
+	// A scope taken from the client since the family began is not granted
+	// again, and its loss is no reason to refuse the refresh (fosite would
+	// answer invalid_scope, logging out every user of the app): the refresh
+	// grants what the family has that the client still has (ADR 0022).
+	req.GrantedScope = currentScopes(req.GrantedScope, clientOf(req))
 	if t.UserID != 0 {
 		u, err := s.store.GetUser(ctx, t.UserID)
 		if err != nil {

@@ -115,8 +115,17 @@ func (s *Service) introspectRefresh(ctx context.Context, token string) (Introspe
 	if t.RevokedAt != nil || !now.Before(t.ExpiresAt) || (t.RotatedAt != nil && now.Sub(*t.RotatedAt) > s.cfg.RefreshReuseGrace) {
 		return Introspection{Active: false}, nil
 	}
+	// What the token would grant now: its scopes the client still has, as
+	// a refresh would (ADR 0022).
+	client, err := s.validator.client(ctx, t.ClientID)
+	if isTokenVerdict(err) {
+		return Introspection{Active: false}, nil
+	}
+	if err != nil {
+		return Introspection{}, err
+	}
 	in := Introspection{
-		Active: true, Scope: strings.Join(t.Scopes, " "), ClientID: t.ClientID, TokenType: "refresh_token",
+		Active: true, Scope: strings.Join(currentScopes(t.Scopes, client), " "), ClientID: t.ClientID, TokenType: "refresh_token",
 		Exp: t.ExpiresAt.Unix(), Iat: t.IssuedAt.Unix(), Sub: t.ClientID, Iss: s.cfg.Issuer, GrantType: t.GrantType,
 	}
 	if t.UserID != 0 {

@@ -172,6 +172,9 @@ type requestState struct {
 	authTime   time.Time // when the password check began
 	authFailed bool
 	social     *socialRequest // social exchanges only
+	// refreshScopes are the scopes the new refresh token of a refresh
+	// grant keeps when scope narrowed its access token; nil otherwise.
+	refreshScopes []string
 }
 
 type stateKey struct{}
@@ -423,6 +426,23 @@ func (s *Service) issue(ctx context.Context, r *http.Request, st *requestState) 
 		}
 		for _, sc := range scopes {
 			ar.GrantScope(sc)
+		}
+	}
+	if grant == bff.GrantRefreshToken {
+		// fosite granted the family's scopes the client still has; scope
+		// on the request may narrow them for this access token (ADR 0022).
+		family := slices.Clone(ar.GetGrantedScopes())
+		narrowed, err := refreshScopes(family, r.PostForm.Get("scope"))
+		if err != nil {
+			return TokenResult{}, err
+		}
+		if len(narrowed) != len(family) {
+			req, ok := ar.(*fosite.AccessRequest)
+			if !ok {
+				return TokenResult{}, fmt.Errorf("narrow refresh scopes: unexpected request type %T", ar)
+			}
+			req.GrantedScope = narrowed
+			st.refreshScopes = family
 		}
 	}
 	// Every grant, the token exchange included, asks the one selection

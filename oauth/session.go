@@ -103,14 +103,16 @@ type storedRequest struct {
 	Session           *Session  `json:"session"`
 }
 
-func marshalRequest(r fosite.Requester) ([]byte, *Session, error) {
+// marshalRequest encodes r for the store, with granted as its granted
+// scopes (a narrowed refresh stores the family's with its refresh token).
+func marshalRequest(r fosite.Requester, granted []string) ([]byte, *Session, error) {
 	sess, ok := r.GetSession().(*Session)
 	if !ok {
 		return nil, nil, fmt.Errorf("unexpected session type %T", r.GetSession())
 	}
 	b, err := json.Marshal(storedRequest{
 		ID: r.GetID(), RequestedAt: r.GetRequestedAt(), ClientID: r.GetClient().GetID(),
-		RequestedScopes: r.GetRequestedScopes(), GrantedScopes: r.GetGrantedScopes(),
+		RequestedScopes: r.GetRequestedScopes(), GrantedScopes: granted,
 		RequestedAudience: r.GetRequestedAudience(), GrantedAudience: r.GetGrantedAudience(),
 		Session: sess,
 	})

@@ -395,19 +395,6 @@ func (v *Validator) user(ctx context.Context, id int64) (bff.User, error) {
 	return u, nil
 }
 
-// currentScopes is what a token may still do: the scopes it was issued
-// with that its client still has. An operator who takes a scope from a
-// client (say payments, in an incident) takes it from every live token.
-func currentScopes(granted []string, client bff.Client) []string {
-	out := make([]string, 0, len(granted))
-	for _, s := range granted {
-		if client.HasScope(s) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
 // canonicalSegments reports whether every segment of a compact JWS is in
 // canonical base64url: no padding, no stray bits in the last character.
 // The lenient decoding would let one JWT be written several ways, and the

@@ -51,10 +51,14 @@ type Clients interface {
 // Users keeps accounts.
 type Users interface {
 	// CreateUser assigns the id and timestamps and returns the stored user.
+	// Usernames and emails share one namespace keyed by bff.LoginKey: a
+	// username or email whose key another user's username or email holds
+	// is bff.ErrLoginTaken (an ErrConflict), decided atomically.
 	CreateUser(ctx context.Context, u bff.User) (bff.User, error)
 	GetUser(ctx context.Context, id int64) (bff.User, error)
-	// GetUserByLogin finds a user by username or, failing that, by email;
-	// both compare case-insensitively.
+	// GetUserByLogin finds the one user whose username or email has the
+	// key of login; ErrNotFound when none does, or when the key was held by
+	// two users before the namespace existed (ADR 0021).
 	GetUserByLogin(ctx context.Context, login string) (bff.User, error)
 	// SetUserDisabled disables or enables a user. Disabling also revokes
 	// every token family and deletes every session of the user, in the same

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +23,7 @@ type Store struct {
 	mu          sync.RWMutex
 	clients     map[string]bff.Client
 	users       map[int64]bff.User
+	logins      map[string]int64 // bff.LoginKey of every username and email → user id
 	nextUserID  int64
 	audit       []bff.AuditEvent
 	keys        map[string]bff.SigningKey
@@ -58,6 +58,7 @@ func New() *Store {
 	return &Store{
 		clients:     map[string]bff.Client{},
 		users:       map[int64]bff.User{},
+		logins:      map[string]int64{},
 		keys:        map[string]bff.SigningKey{},
 		families:    map[string]bff.TokenFamily{},
 		access:      map[string]bff.AccessToken{},
@@ -172,16 +173,15 @@ func cloneClient(c bff.Client) bff.Client {
 
 // --- users ---
 
-// CreateUser stores a new user with the next id.
+// CreateUser stores a new user with the next id. Usernames and emails share
+// one namespace: a key of the user held by another is ErrConflict.
 func (s *Store) CreateUser(_ context.Context, u bff.User) (bff.User, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, other := range s.users {
-		if strings.EqualFold(other.Username, u.Username) {
-			return bff.User{}, fmt.Errorf("username %q: %w", u.Username, bff.ErrConflict)
-		}
-		if strings.EqualFold(other.Email, u.Email) {
-			return bff.User{}, fmt.Errorf("email: %w", bff.ErrConflict)
+	keys := u.LoginKeys()
+	for _, k := range keys {
+		if _, taken := s.logins[k]; taken {
+			return bff.User{}, fmt.Errorf("create user: %w", bff.ErrLoginTaken)
 		}
 	}
 	s.nextUserID++
@@ -192,6 +192,9 @@ func (s *Store) CreateUser(_ context.Context, u bff.User) (bff.User, error) {
 		u.DisabledAt = &now
 	}
 	s.users[u.ID] = u
+	for _, k := range keys {
+		s.logins[k] = u.ID
+	}
 	return u, nil
 }
 
@@ -206,21 +209,13 @@ func (s *Store) GetUser(_ context.Context, id int64) (bff.User, error) {
 	return u, nil
 }
 
-// GetUserByLogin finds a user by username, then by email.
+// GetUserByLogin finds the one user whose username or email has the
+// login's key.
 func (s *Store) GetUserByLogin(_ context.Context, login string) (bff.User, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	var byEmail *bff.User
-	for _, u := range s.users {
-		if strings.EqualFold(u.Username, login) {
-			return u, nil
-		}
-		if strings.EqualFold(u.Email, login) {
-			byEmail = &u
-		}
-	}
-	if byEmail != nil {
-		return *byEmail, nil
+	if id, ok := s.logins[bff.LoginKey(login)]; ok {
+		return s.users[id], nil
 	}
 	return bff.User{}, fmt.Errorf("user: %w", bff.ErrNotFound)
 }

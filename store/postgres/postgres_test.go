@@ -2,8 +2,12 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io/fs"
 	"testing"
+
+	bff "github.com/openedx/mobile-auth-bff"
 
 	"github.com/openedx/mobile-auth-bff/internal/testdb"
 	"github.com/openedx/mobile-auth-bff/migrations"
@@ -53,5 +57,64 @@ func TestMigrateDownAndUp(t *testing.T) {
 	}
 	if _, err := s.ListClients(ctx); err != nil {
 		t.Fatalf("schema unusable after down+up: %v", err)
+	}
+}
+
+// TestMigrateLoginNamespace: accounts that collided before migration 0010
+// (a username with @ equal to another account's email) keep their rows;
+// the shared key is reserved and names nobody, so neither account can take
+// the other's logins (ADR 0021), and each still signs in by its own key.
+func TestMigrateLoginNamespace(t *testing.T) {
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, testdb.URL(t), postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	before := uint(0)
+	ups, _ := fs.Glob(migrations.FS, "*.up.sql")
+	for _, name := range ups {
+		var v uint
+		if _, err := fmt.Sscanf(name, "%d_", &v); err == nil && v < 10 && v > before {
+			before = v
+		}
+	}
+	if err := s.MigrateTo(before); err != nil {
+		t.Fatalf("migrate to %d: %v", before, err)
+	}
+	ids := map[string]int64{}
+	for _, u := range [][2]string{
+		{"ann", "Bob@Example.com"},               // the victim's email…
+		{"bob@example.com", "bob2@example.com"},  // …taken as another's username
+		{"Carl@example.com", "carl@example.com"}, // a username equal to its own email
+		{"dora", "dora@example.com"},
+	} {
+		var id int64
+		if err := s.Pool().QueryRow(ctx, `INSERT INTO users (username, email, created_at, updated_at)
+			VALUES ($1, $2, now(), now()) RETURNING id`, u[0], u[1]).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids[u[0]] = id
+	}
+	if err := s.MigrateUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetUserByLogin(ctx, "BOB@example.com"); !errors.Is(err, bff.ErrNotFound) {
+		t.Errorf("an ambiguous key names nobody: %v", err)
+	}
+	for login, want := range map[string]int64{"ann": ids["ann"], "bob2@example.com": ids["bob@example.com"],
+		"carl@example.com": ids["Carl@example.com"], "Dora@example.com": ids["dora"]} {
+		if got, err := s.GetUserByLogin(ctx, login); err != nil || got.ID != want {
+			t.Errorf("GetUserByLogin(%q) = %d, %v; want %d", login, got.ID, err, want)
+		}
+	}
+	// The reserved key cannot be taken by a new account either.
+	if _, err := s.CreateUser(ctx, bff.User{Username: "eve", Email: "bob@example.com"}); !errors.Is(err, bff.ErrLoginTaken) {
+		t.Errorf("CreateUser with the reserved key: %v", err)
+	}
+	// Rows inserted by SQL after the migration (an import) are keyed too.
+	if _, err := s.Pool().Exec(ctx, `INSERT INTO users (username, email, created_at, updated_at)
+		VALUES ('dora@example.com', 'x@example.com', now(), now())`); err == nil {
+		t.Error("an SQL insert of another account's email as username succeeded")
 	}
 }

@@ -28,6 +28,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Clients", testClients},
 		{"ClientUpdateAbort", testClientUpdateAbort},
 		{"Users", testUsers},
+		{"LoginNamespace", testLoginNamespace},
 		{"UserLifecycle", testUserLifecycle},
 		{"Keys", testKeys},
 		{"TokenRoundTrip", testTokenRoundTrip},
@@ -216,15 +217,82 @@ func testUsers(t *testing.T, s store.Store) {
 	wantErr(t, "duplicate username", err, bff.ErrConflict)
 	_, err = s.CreateUser(ctx, bff.User{Username: "alice2", Email: "Alice@Example.com"})
 	wantErr(t, "duplicate email", err, bff.ErrConflict)
+}
 
-	// A username that is somebody else's email: the username wins.
-	c, err := s.CreateUser(ctx, bff.User{Username: "bob@example.com", Email: "carol@example.com"})
-	if err != nil {
-		t.Fatal(err)
+// testLoginNamespace: usernames and emails are one case-insensitive
+// namespace (ADR 0021), so a login names at most one user and a username
+// cannot capture another account's email.
+func testLoginNamespace(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	bob := mustUser(t, s, "bob") // bob@example.com
+	for _, u := range []bff.User{
+		{Username: "bob@example.com", Email: "mallory@example.com"}, // username = another's email
+		{Username: "BOB@Example.COM", Email: "mallory@example.com"},
+		{Username: "mallory", Email: "BOB"},             // email = another's username
+		{Username: "mallory", Email: "bob@EXAMPLE.com"}, // email = another's email
+		{Username: "Bob", Email: "mallory@example.com"}, // username = another's username
+	} {
+		_, err := s.CreateUser(ctx, u)
+		wantErr(t, fmt.Sprintf("CreateUser(%q, %q)", u.Username, u.Email), err, bff.ErrConflict)
+		if !errors.Is(err, bff.ErrLoginTaken) {
+			t.Errorf("CreateUser(%q, %q): %v, want ErrLoginTaken", u.Username, u.Email, err)
+		}
 	}
-	got, _ = s.GetUserByLogin(ctx, "bob@example.com")
-	if got.ID != c.ID {
-		t.Errorf("GetUserByLogin prefers username: got user %d, want %d", got.ID, c.ID)
+	// A refused user left nothing behind: its free key is still free.
+	m, err := s.CreateUser(ctx, bff.User{Username: "mallory", Email: "mallory@example.com"})
+	if err != nil {
+		t.Fatalf("CreateUser(mallory) after refused collisions: %v", err)
+	}
+	for login, want := range map[string]int64{"bob": bob.ID, "BOB@example.com": bob.ID, "Mallory": m.ID, "MALLORY@example.com": m.ID} {
+		if got, err := s.GetUserByLogin(ctx, login); err != nil || got.ID != want {
+			t.Errorf("GetUserByLogin(%q) = %d, %v; want %d", login, got.ID, err, want)
+		}
+	}
+	// A username may be its own email (accounts imported from edX).
+	self, err := s.CreateUser(ctx, bff.User{Username: "Self@example.com", Email: "self@example.com"})
+	if err != nil {
+		t.Fatalf("username equal to its own email: %v", err)
+	}
+	if got, err := s.GetUserByLogin(ctx, "SELF@EXAMPLE.COM"); err != nil || got.ID != self.ID {
+		t.Errorf("GetUserByLogin(SELF@EXAMPLE.COM) = %d, %v", got.ID, err)
+	}
+	// Only ASCII letters fold, the same in every store and collation: the
+	// Kelvin sign is not "k", and É is not é.
+	k, err := s.CreateUser(ctx, bff.User{Username: "\u212Aim", Email: "\u00c9mile@example.com"})
+	if err != nil {
+		t.Fatalf("non-ASCII case variant: %v", err)
+	}
+	e, err := s.CreateUser(ctx, bff.User{Username: "kim", Email: "\u00e9mile@example.com"})
+	if err != nil {
+		t.Fatalf("ASCII spelling beside a non-ASCII one: %v", err)
+	}
+	for login, want := range map[string]int64{"\u212Aim": k.ID, "KIM": e.ID, "\u00c9MILE@example.com": k.ID, "\u00e9mile@EXAMPLE.com": e.ID} {
+		if got, err := s.GetUserByLogin(ctx, login); err != nil || got.ID != want {
+			t.Errorf("GetUserByLogin(%q) = %d, %v; want %d", login, got.ID, err, want)
+		}
+	}
+	// Concurrent creations of one key: exactly one wins.
+	var wg sync.WaitGroup
+	results := make([]error, 8)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, results[i] = s.CreateUser(ctx, bff.User{Username: fmt.Sprintf("racer%d", i), Email: "Race@example.com"})
+		}()
+	}
+	wg.Wait()
+	won := 0
+	for _, err := range results {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, bff.ErrConflict):
+			t.Errorf("concurrent CreateUser: %v", err)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d concurrent creations of one email won, want 1", won)
 	}
 }
 
