@@ -14,6 +14,7 @@ import (
 	"github.com/openedx/mobile-auth-bff/broker"
 	"github.com/openedx/mobile-auth-bff/metrics"
 	"github.com/openedx/mobile-auth-bff/oauth"
+	"github.com/openedx/mobile-auth-bff/store"
 )
 
 // Pinger reports whether the store answers.
@@ -32,10 +33,13 @@ type Deps struct {
 	Log        *slog.Logger
 	Issuer     string
 	AdminToken string
-	// AdminSessionKey signs the dashboard's sign-in cookies and CSRF
-	// tokens (oauth.Secrets.AdminSessionKey); nil means a random key, and
-	// sessions that end with the process.
+	// AdminSessionKey keys the dashboard's CSRF tokens and the admin
+	// token's fingerprint in its sessions (oauth.Secrets.AdminSessionKey);
+	// nil means a random key, and sessions that end with the process.
 	AdminSessionKey []byte
+	// AdminSessions keeps the dashboard's sessions (the service's store;
+	// required).
+	AdminSessions store.AdminSessions
 	// CookieSecure sets the Secure flag on the session cookies.
 	CookieSecure bool
 	// TrustedProxies are the networks whose X-Forwarded-For is believed;
