@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -17,7 +18,9 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	bff "github.com/openedx/mobile-auth-bff"
 	"github.com/openedx/mobile-auth-bff/internal/testdb"
+	"github.com/openedx/mobile-auth-bff/store/memory"
 )
 
 // artifactsDir keeps what the browser test saw (screenshots), for CI to
@@ -367,5 +370,28 @@ func TestE2EDashboardAdminTokenRotation(t *testing.T) {
 	}
 	if signedIn(t, s.admin, fresh) {
 		t.Error("a session of the rotated-away token is valid")
+	}
+}
+
+// TestPruneDashboardSessions: the periodic prune deletes expired dashboard
+// sessions and keeps live ones.
+func TestPruneDashboardSessions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := memory.New()
+	a := &app{store: st, log: slog.New(slog.DiscardHandler), cfg: config{UsageRetention: time.Hour}}
+	now := time.Now().UTC()
+	for id, exp := range map[string]time.Time{"expired": now.Add(-time.Minute), "live": now.Add(time.Hour)} {
+		if err := st.CreateAdminSession(ctx, bff.AdminSession{ID: id, TokenFingerprint: "fp", CreatedAt: exp.Add(-8 * time.Hour), ExpiresAt: exp}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.prune(ctx)
+	// Read with a clock from before its expiry: gone, not merely expired.
+	if _, err := st.GetAdminSession(ctx, "expired", now.Add(-time.Hour)); err == nil {
+		t.Error("prune kept an expired session")
+	}
+	if _, err := st.GetAdminSession(ctx, "live", now); err != nil {
+		t.Errorf("prune deleted a live session: %v", err)
 	}
 }
