@@ -12,10 +12,10 @@ import (
 func (s *Store) CreateAdminSession(_ context.Context, sess bff.AdminSession) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.adminSessions[sess.ID]; ok {
+	if _, ok := s.dashboard[sess.ID]; ok {
 		return fmt.Errorf("admin session: %w", bff.ErrConflict)
 	}
-	s.adminSessions[sess.ID] = sess
+	s.dashboard[sess.ID] = sess
 	return nil
 }
 
@@ -23,7 +23,7 @@ func (s *Store) CreateAdminSession(_ context.Context, sess bff.AdminSession) err
 func (s *Store) GetAdminSession(_ context.Context, id string, now time.Time) (bff.AdminSession, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	sess, ok := s.adminSessions[id]
+	sess, ok := s.dashboard[id]
 	if !ok || !now.Before(sess.ExpiresAt) {
 		return bff.AdminSession{}, fmt.Errorf("admin session: %w", bff.ErrNotFound)
 	}
@@ -34,7 +34,7 @@ func (s *Store) GetAdminSession(_ context.Context, id string, now time.Time) (bf
 func (s *Store) DeleteAdminSession(_ context.Context, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.adminSessions, id)
+	delete(s.dashboard, id)
 	return nil
 }
 
@@ -43,9 +43,9 @@ func (s *Store) DeleteAdminSessionsExcept(_ context.Context, fingerprint string)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var n int64
-	for id, sess := range s.adminSessions {
+	for id, sess := range s.dashboard {
 		if sess.TokenFingerprint != fingerprint {
-			delete(s.adminSessions, id)
+			delete(s.dashboard, id)
 			n++
 		}
 	}
@@ -57,9 +57,9 @@ func (s *Store) PruneAdminSessions(_ context.Context, before time.Time) (int64, 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var n int64
-	for id, sess := range s.adminSessions {
+	for id, sess := range s.dashboard {
 		if sess.ExpiresAt.Before(before) {
-			delete(s.adminSessions, id)
+			delete(s.dashboard, id)
 			n++
 		}
 	}

@@ -32,12 +32,11 @@ type Store struct {
 	refresh     map[string]bff.RefreshToken
 	revokedJTIs map[string]time.Time
 	sessions    map[string]memSession
-	// adminSessions are the dashboard's sign-ins, by id.
-	adminSessions map[string]bff.AdminSession
-	jtis          map[string]string // jti → signature of the JWT's record
-	failures      map[string]failureWindow
-	identities    map[identityKey]bff.Identity
-	idempotency   map[idempotencyID]bff.IdempotencyRecord
+	jtis        map[string]string // jti → signature of the JWT's record
+	failures    map[string]failureWindow
+	identities  map[identityKey]bff.Identity
+	idempotency map[idempotencyID]bff.IdempotencyRecord
+	dashboard   map[string]bff.AdminSession // the admin dashboard's sign-ins, by id
 
 	usageMu sync.Mutex // usage has a lock of its own: flushes never wait for token writes
 	usage   map[bff.UsageKey]int64
@@ -58,20 +57,20 @@ type failureWindow struct {
 // New returns an empty store.
 func New() *Store {
 	return &Store{
-		clients:       map[string]bff.Client{},
-		users:         map[int64]bff.User{},
-		keys:          map[string]bff.SigningKey{},
-		families:      map[string]bff.TokenFamily{},
-		access:        map[string]bff.AccessToken{},
-		refresh:       map[string]bff.RefreshToken{},
-		revokedJTIs:   map[string]time.Time{},
-		sessions:      map[string]memSession{},
-		adminSessions: map[string]bff.AdminSession{},
-		jtis:          map[string]string{},
-		failures:      map[string]failureWindow{},
-		identities:    map[identityKey]bff.Identity{},
-		idempotency:   map[idempotencyID]bff.IdempotencyRecord{},
-		usage:         map[bff.UsageKey]int64{},
+		clients:     map[string]bff.Client{},
+		users:       map[int64]bff.User{},
+		keys:        map[string]bff.SigningKey{},
+		families:    map[string]bff.TokenFamily{},
+		access:      map[string]bff.AccessToken{},
+		refresh:     map[string]bff.RefreshToken{},
+		revokedJTIs: map[string]time.Time{},
+		sessions:    map[string]memSession{},
+		jtis:        map[string]string{},
+		failures:    map[string]failureWindow{},
+		identities:  map[identityKey]bff.Identity{},
+		idempotency: map[idempotencyID]bff.IdempotencyRecord{},
+		dashboard:   map[string]bff.AdminSession{},
+		usage:       map[bff.UsageKey]int64{},
 	}
 }
 
