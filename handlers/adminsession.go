@@ -15,7 +15,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 	bff "github.com/openedx/mobile-auth-bff"
-	"github.com/openedx/mobile-auth-bff/store"
 )
 
 // adminCookieName is the dashboard's sign-in cookie, scoped to /admin.
@@ -44,7 +43,7 @@ type adminSessions struct {
 	hash        [32]byte
 	key         []byte
 	fingerprint string
-	store       store.AdminSessions
+	store       AdminSessionStore
 	secure      bool
 	now         func() time.Time
 }
@@ -53,7 +52,7 @@ type adminSessions struct {
 // stateless cookie, and is refused.
 const adminCookiePrefix = "v2."
 
-func newAdminSessions(token string, secret []byte, st store.AdminSessions, secure bool) *adminSessions {
+func newAdminSessions(token string, secret []byte, st AdminSessionStore, secure bool) *adminSessions {
 	key := adminMACKey(token, secret)
 	return &adminSessions{token: token, hash: sha256.Sum256([]byte(token)), key: key,
 		fingerprint: fingerprintOf(token, key), store: st, secure: secure, now: time.Now}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	bff "github.com/openedx/mobile-auth-bff"
-	"github.com/openedx/mobile-auth-bff/store"
 	"github.com/openedx/mobile-auth-bff/store/memory"
 )
 
@@ -124,7 +123,7 @@ func TestAdminSessions(t *testing.T) {
 
 // downSessions is an admin session store that cannot be reached.
 type downSessions struct {
-	store.AdminSessions
+	AdminSessionStore
 	down bool
 }
 
@@ -132,14 +131,14 @@ func (d *downSessions) CreateAdminSession(ctx context.Context, s bff.AdminSessio
 	if d.down {
 		return bff.ErrUnavailable
 	}
-	return d.AdminSessions.CreateAdminSession(ctx, s)
+	return d.AdminSessionStore.CreateAdminSession(ctx, s)
 }
 
 func (d *downSessions) GetAdminSession(ctx context.Context, id string, now time.Time) (bff.AdminSession, error) {
 	if d.down {
 		return bff.AdminSession{}, bff.ErrUnavailable
 	}
-	return d.AdminSessions.GetAdminSession(ctx, id, now)
+	return d.AdminSessionStore.GetAdminSession(ctx, id, now)
 }
 
 // TestAdminSessionsStoreDown: a store that cannot answer is an error, not
@@ -147,7 +146,7 @@ func (d *downSessions) GetAdminSession(ctx context.Context, id string, now time.
 func TestAdminSessionsStoreDown(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	failing := &downSessions{AdminSessions: memory.New()}
+	failing := &downSessions{AdminSessionStore: memory.New()}
 	s := newAdminSessions("admin-token", []byte(strings.Repeat("k", 32)), failing, true)
 	ck, err := s.issue(ctx)
 	if err != nil {

@@ -7,19 +7,27 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
+	bff "github.com/openedx/mobile-auth-bff"
 	"github.com/openedx/mobile-auth-bff/admin"
 	"github.com/openedx/mobile-auth-bff/broker"
 	"github.com/openedx/mobile-auth-bff/metrics"
 	"github.com/openedx/mobile-auth-bff/oauth"
-	"github.com/openedx/mobile-auth-bff/store"
 )
 
 // Pinger reports whether the store answers.
 type Pinger interface {
 	Ping(ctx context.Context) error
+}
+
+// AdminSessionStore keeps the dashboard's sessions (store.AdminSessions).
+type AdminSessionStore interface {
+	CreateAdminSession(ctx context.Context, s bff.AdminSession) error
+	GetAdminSession(ctx context.Context, id string, now time.Time) (bff.AdminSession, error)
+	DeleteAdminSession(ctx context.Context, id string) error
 }
 
 // Deps is what the handlers of both listeners need.
@@ -39,7 +47,7 @@ type Deps struct {
 	AdminSessionKey []byte
 	// AdminSessions keeps the dashboard's sessions (the service's store;
 	// required).
-	AdminSessions store.AdminSessions
+	AdminSessions AdminSessionStore
 	// CookieSecure sets the Secure flag on the session cookies.
 	CookieSecure bool
 	// TrustedProxies are the networks whose X-Forwarded-For is believed;
