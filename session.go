@@ -21,3 +21,16 @@ type Session struct {
 	CreatedAt     time.Time
 	ExpiresAt     time.Time
 }
+
+// AdminSession is a sign-in to the admin dashboard (ADR 20). Its id is the
+// SHA-256 of the cookie value; the cookie value itself is never stored.
+type AdminSession struct {
+	ID string
+	// TokenFingerprint names the admin token the session was opened with
+	// (an HMAC of it under a key derived from BFF_SECRET, never the token
+	// itself): an instance accepts only the sessions of its own token, so
+	// that a new BFF_ADMIN_TOKEN ends every session of the old one.
+	TokenFingerprint string
+	CreatedAt        time.Time
+	ExpiresAt        time.Time
+}

@@ -1,14 +1,15 @@
 package handlers
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -27,29 +28,65 @@ const adminSessionTTL = 8 * time.Hour
 const adminSessionKey = "admin_session"
 
 // adminSessions authenticates the admin listener: the admin token itself,
-// or a browser session obtained by signing in once with it.
+// or a browser session obtained by signing in once with it (ADR 20).
 //
-// A session is a signed cookie ("v1.<expiry>.<id>.<mac>"), never the admin
-// token: the MAC key is derived from BFF_SECRET and the admin token, so
-// every instance sharing them accepts it, and rotating BFF_ADMIN_TOKEN
-// ends every session. The CSRF token of a session is a MAC of its id
-// (a synchronizer token tied to the session that needs no server state).
+// A session is a record in the store, shared by every instance, and the
+// cookie ("v2.<random>") is only its key: the store keeps the SHA-256 of
+// the cookie, never the cookie nor the admin token. Signing out deletes the
+// record, so a copied cookie dies with it on every instance. Each record
+// names the admin token it was opened with by a fingerprint (an HMAC under
+// a key derived from BFF_SECRET): an instance accepts only the sessions of
+// its own token, and at start-up ends the others, so a new BFF_ADMIN_TOKEN
+// ends every session. The CSRF token of a session is a MAC of its id.
 type adminSessions struct {
-	token  string // "" refuses everything
-	hash   [32]byte
-	key    []byte
-	secure bool
-	now    func() time.Time
+	token       string // "" refuses everything
+	hash        [32]byte
+	key         []byte
+	fingerprint string
+	store       AdminSessionStore
+	secure      bool
+	now         func() time.Time
 }
 
-func newAdminSessions(token string, secret []byte, secure bool) *adminSessions {
+// adminCookiePrefix starts every session cookie value; v1 was a signed,
+// stateless cookie, and is refused.
+const adminCookiePrefix = "v2."
+
+func newAdminSessions(token string, secret []byte, st AdminSessionStore, secure bool) *adminSessions {
+	key := adminMACKey(token, secret)
+	return &adminSessions{token: token, hash: sha256.Sum256([]byte(token)), key: key,
+		fingerprint: fingerprintOf(token, key), store: st, secure: secure, now: time.Now}
+}
+
+// adminMACKey is the key of the CSRF tokens and of the token fingerprint:
+// derived from BFF_SECRET's dashboard key and the admin token. Without a
+// secret it is random, and sessions end with the process.
+func adminMACKey(token string, secret []byte) []byte {
 	if len(secret) == 0 {
 		secret = make([]byte, 32)
-		_, _ = rand.Read(secret) // sessions then live as long as the process
+		_, _ = rand.Read(secret)
 	}
 	mac := hmac.New(sha256.New, secret)
 	mac.Write([]byte(token))
-	return &adminSessions{token: token, hash: sha256.Sum256([]byte(token)), key: mac.Sum(nil), secure: secure, now: time.Now}
+	return mac.Sum(nil)
+}
+
+// fingerprintOf names the admin token in the session records; "" for no
+// token (no session is ever of it).
+func fingerprintOf(token string, key []byte) string {
+	if token == "" {
+		return ""
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("admin-token-fingerprint"))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// AdminTokenFingerprint is the fingerprint that the dashboard sessions of
+// this admin token carry (secret is Deps.AdminSessionKey): at start-up,
+// serve ends every session without it (store.DeleteAdminSessionsExcept).
+func AdminTokenFingerprint(token string, secret []byte) string {
+	return fingerprintOf(token, adminMACKey(token, secret))
 }
 
 // checkToken reports, in constant time, whether presented is the admin token.
@@ -67,12 +104,23 @@ func (a *adminSessions) mac(parts ...string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-// issue returns the cookie of a new session.
-func (a *adminSessions) issue() *http.Cookie {
-	id := bff.RandomID(18)
-	exp := a.now().Add(adminSessionTTL).Truncate(time.Second)
-	expStr := strconv.FormatInt(exp.Unix(), 10)
-	return a.cookie("v1."+expStr+"."+id+"."+a.mac("session", expStr, id), exp)
+// sessionID is the store's key of a cookie value.
+func sessionID(value string) string {
+	sum := sha256.Sum256([]byte(value))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// issue stores a new session and returns its cookie.
+func (a *adminSessions) issue(ctx context.Context) (*http.Cookie, error) {
+	value := adminCookiePrefix + bff.RandomID(32)
+	now := a.now().UTC().Truncate(time.Second)
+	exp := now.Add(adminSessionTTL)
+	err := a.store.CreateAdminSession(ctx, bff.AdminSession{ID: sessionID(value), TokenFingerprint: a.fingerprint,
+		CreatedAt: now, ExpiresAt: exp})
+	if err != nil {
+		return nil, err
+	}
+	return a.cookie(value, exp), nil
 }
 
 // clear returns the cookie that ends a session in the browser.
@@ -89,24 +137,30 @@ func (a *adminSessions) cookie(value string, exp time.Time) *http.Cookie {
 	}
 }
 
-// verify returns the id of a valid, unexpired session cookie value.
-func (a *adminSessions) verify(value string) (string, bool) {
-	if a.token == "" || len(value) > 200 {
-		return "", false
+// verify returns the id of the live session of a cookie value: stored,
+// unexpired, and of this admin token. ok is false for any other value; err
+// is set only when the store could not answer.
+func (a *adminSessions) verify(ctx context.Context, value string) (id string, ok bool, err error) {
+	if a.token == "" || len(value) > 100 || !strings.HasPrefix(value, adminCookiePrefix) {
+		return "", false, nil
 	}
-	parts := strings.Split(value, ".")
-	if len(parts) != 4 || parts[0] != "v1" {
-		return "", false
+	id = sessionID(value)
+	sess, err := a.store.GetAdminSession(ctx, id, a.now())
+	if errors.Is(err, bff.ErrNotFound) {
+		return "", false, nil
 	}
-	expStr, id, mac := parts[1], parts[2], parts[3]
-	if !hmac.Equal([]byte(mac), []byte(a.mac("session", expStr, id))) {
-		return "", false
+	if err != nil {
+		return "", false, err
 	}
-	exp, err := strconv.ParseInt(expStr, 10, 64)
-	if err != nil || !a.now().Before(time.Unix(exp, 0)) {
-		return "", false
+	if subtle.ConstantTimeCompare([]byte(sess.TokenFingerprint), []byte(a.fingerprint)) != 1 {
+		return "", false, nil // opened with another admin token
 	}
-	return id, true
+	return id, true, nil
+}
+
+// end deletes a session (signing out).
+func (a *adminSessions) end(ctx context.Context, id string) error {
+	return a.store.DeleteAdminSession(ctx, id)
 }
 
 // csrfToken is the synchronizer token of session id.
@@ -116,13 +170,14 @@ func (a *adminSessions) checkCSRF(id, token string) bool {
 	return token != "" && hmac.Equal([]byte(token), []byte(a.csrfToken(id)))
 }
 
-// session returns the session id of a signed-in browser request, if any.
-func (a *adminSessions) session(c echo.Context) (string, bool) {
+// session returns the session id of a signed-in browser request, if any;
+// err is set when the store could not answer.
+func (a *adminSessions) session(c echo.Context) (string, bool, error) {
 	ck, err := c.Cookie(adminCookieName)
 	if err != nil {
-		return "", false
+		return "", false, nil
 	}
-	return a.verify(ck.Value)
+	return a.verify(c.Request().Context(), ck.Value)
 }
 
 // safeMethod reports whether a request cannot change state.

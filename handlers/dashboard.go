@@ -115,7 +115,11 @@ type signInPage struct {
 // that is signed in already.
 func handleSignInPage(s *adminSessions) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if _, ok := s.session(c); ok {
+		_, ok, err := s.session(c)
+		if err != nil {
+			return pageFailure(err)
+		}
+		if ok {
 			return c.Redirect(http.StatusSeeOther, "/admin/dashboard")
 		}
 		return renderPage(c, http.StatusOK, "signin.html", signInPage{TTL: adminSessionTTL.String()})
@@ -139,14 +143,26 @@ func handleSignIn(s *adminSessions) echo.HandlerFunc {
 			}
 			return renderPage(c, http.StatusUnauthorized, "signin.html", signInPage{TTL: adminSessionTTL.String(), Error: msg})
 		}
-		c.SetCookie(s.issue())
+		ck, err := s.issue(c.Request().Context())
+		if err != nil {
+			return pageFailure(err)
+		}
+		c.SetCookie(ck)
 		return c.Redirect(http.StatusSeeOther, "/admin/dashboard")
 	}
 }
 
-// handleSignOut ends the browser's session.
+// handleSignOut ends the browser's session: the record is deleted, so the
+// cookie (and any copy of it) is dead on every instance, and then the
+// browser forgets it. When the store cannot delete it the answer is 503 and
+// the cookie stays, so that signing out can be tried again.
 func handleSignOut(s *adminSessions) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if id, ok := c.Get(adminSessionKey).(string); ok {
+			if err := s.end(c.Request().Context(), id); err != nil {
+				return pageFailure(err)
+			}
+		}
 		c.SetCookie(s.clear())
 		return c.Redirect(http.StatusSeeOther, "/admin/signin")
 	}

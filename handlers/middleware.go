@@ -126,7 +126,10 @@ func adminAuth(s *adminSessions) echo.MiddlewareFunc {
 				}
 				return next(c)
 			}
-			id, ok := s.session(c)
+			id, ok, err := s.session(c)
+			if err != nil {
+				return err // the store could not answer: 503
+			}
 			if !ok {
 				return errAdminAuth
 			}

@@ -52,7 +52,7 @@ func adminRoutes(e *echo.Echo, d Deps) {
 	// Every /admin route requires the admin token or a dashboard session,
 	// except the sign-in page that opens one. (Per route, not as group
 	// middleware: Echo would add catch-all routes that turn 405s into 404s.)
-	sessions := newAdminSessions(d.AdminToken, d.AdminSessionKey, d.CookieSecure)
+	sessions := newAdminSessions(d.AdminToken, d.AdminSessionKey, d.AdminSessions, d.CookieSecure)
 	auth, page := adminAuth(sessions), adminPage(sessions)
 	a := e.Group("/admin")
 	a.POST("/clients", handleCreateClient(d.Admin), auth)

@@ -7,9 +7,11 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
+	bff "github.com/openedx/mobile-auth-bff"
 	"github.com/openedx/mobile-auth-bff/admin"
 	"github.com/openedx/mobile-auth-bff/broker"
 	"github.com/openedx/mobile-auth-bff/metrics"
@@ -19,6 +21,13 @@ import (
 // Pinger reports whether the store answers.
 type Pinger interface {
 	Ping(ctx context.Context) error
+}
+
+// AdminSessionStore keeps the dashboard's sessions (store.AdminSessions).
+type AdminSessionStore interface {
+	CreateAdminSession(ctx context.Context, s bff.AdminSession) error
+	GetAdminSession(ctx context.Context, id string, now time.Time) (bff.AdminSession, error)
+	DeleteAdminSession(ctx context.Context, id string) error
 }
 
 // Deps is what the handlers of both listeners need.
@@ -32,10 +41,13 @@ type Deps struct {
 	Log        *slog.Logger
 	Issuer     string
 	AdminToken string
-	// AdminSessionKey signs the dashboard's sign-in cookies and CSRF
-	// tokens (oauth.Secrets.AdminSessionKey); nil means a random key, and
-	// sessions that end with the process.
+	// AdminSessionKey keys the dashboard's CSRF tokens and the admin
+	// token's fingerprint in its sessions (oauth.Secrets.AdminSessionKey);
+	// nil means a random key, and sessions that end with the process.
 	AdminSessionKey []byte
+	// AdminSessions keeps the dashboard's sessions (the service's store;
+	// required).
+	AdminSessions AdminSessionStore
 	// CookieSecure sets the Secure flag on the session cookies.
 	CookieSecure bool
 	// TrustedProxies are the networks whose X-Forwarded-For is believed;

@@ -41,7 +41,8 @@ func (s *Service) authenticateCaller(ctx context.Context, r *http.Request) (bff.
 }
 
 // Introspect answers an introspection request (confidential clients only):
-// access tokens of both formats, and refresh tokens.
+// access tokens of both formats, and refresh tokens when the request says
+// token_type_hint=refresh_token.
 func (s *Service) Introspect(ctx context.Context, r *http.Request) (Introspection, error) {
 	caller, err := s.authenticateCaller(ctx, r)
 	if err != nil {
@@ -54,18 +55,20 @@ func (s *Service) Introspect(ctx context.Context, r *http.Request) (Introspectio
 	if token == "" {
 		return Introspection{}, fosite.ErrInvalidRequest.WithHint("The token parameter is missing.")
 	}
-	hint := r.PostForm.Get("token_type_hint")
-	if hint == "refresh_token" && !IsJWT(token) {
-		if in, err := s.introspectRefresh(ctx, token); err == nil || !errors.Is(err, bff.ErrInvalidToken) {
-			return in, err
+	// A refresh token is answered only when asked for by name: without
+	// token_type_hint=refresh_token (or with any other hint) the question is
+	// "is this a usable access token?", and a refresh token is not one, so
+	// a backend that checks only "active" never accepts it as access. A
+	// wrong hint is still tried as an access token (RFC 7662 §2.1).
+	if r.PostForm.Get("token_type_hint") == "refresh_token" && !IsJWT(token) {
+		if sig, ok := s.validator.opaqueSignature(ctx, token, opaqueRefreshPrefix); ok {
+			return s.introspectRefresh(ctx, sig)
 		}
 	}
 	p, err := s.validator.Validate(ctx, Credential{Scheme: SchemeBearer, Token: token})
 	switch {
 	case err == nil:
 		return s.describe(p), nil
-	case errors.Is(err, bff.ErrInvalidToken) && !IsJWT(token) && hint != "refresh_token":
-		return s.introspectRefresh(ctx, token)
 	case isTokenVerdict(err):
 		return Introspection{Active: false}, nil
 	}
@@ -99,11 +102,9 @@ func (s *Service) describe(p bff.Principal) Introspection {
 	return in
 }
 
-func (s *Service) introspectRefresh(ctx context.Context, token string) (Introspection, error) {
-	sig, ok := s.validator.opaqueSignature(ctx, token, opaqueRefreshPrefix)
-	if !ok {
-		return Introspection{Active: false}, nil
-	}
+// introspectRefresh answers for the refresh token of signature sig; its
+// token_type is "refresh_token".
+func (s *Service) introspectRefresh(ctx context.Context, sig string) (Introspection, error) {
 	t, err := s.store.GetRefreshToken(ctx, sig)
 	if errors.Is(err, bff.ErrNotFound) {
 		return Introspection{Active: false}, nil

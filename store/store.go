@@ -26,6 +26,7 @@ type Store interface {
 	Keys
 	Tokens
 	Sessions
+	AdminSessions
 	LoginThrottle
 	Identities
 	Idempotency
@@ -126,6 +127,28 @@ type Sessions interface {
 	// DeleteSession ends a session (it stays, ended, until it expires); a
 	// missing one is not an error.
 	DeleteSession(ctx context.Context, id string) error
+}
+
+// AdminSessions keeps the admin dashboard's sign-in sessions (ADR 20),
+// shared by every instance on the store: a session opened on one is valid
+// on all, and ending it on one ends it on all. They are not cached.
+type AdminSessions interface {
+	// CreateAdminSession stores a new session; ErrConflict when its id is
+	// taken.
+	CreateAdminSession(ctx context.Context, s bff.AdminSession) error
+	// GetAdminSession returns the session with this id unless it has
+	// expired at now; ErrNotFound otherwise.
+	GetAdminSession(ctx context.Context, id string, now time.Time) (bff.AdminSession, error)
+	// DeleteAdminSession ends a session (signing out); a missing one is not
+	// an error.
+	DeleteAdminSession(ctx context.Context, id string) error
+	// DeleteAdminSessionsExcept ends every session whose TokenFingerprint
+	// is not fingerprint (those of a rotated admin token), and returns how
+	// many went.
+	DeleteAdminSessionsExcept(ctx context.Context, fingerprint string) (int64, error)
+	// PruneAdminSessions deletes the sessions that expired before the given
+	// time and returns how many went.
+	PruneAdminSessions(ctx context.Context, before time.Time) (int64, error)
 }
 
 // Identities keeps the social identities (provider, subject) linked to

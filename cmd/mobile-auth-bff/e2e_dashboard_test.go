@@ -3,17 +3,24 @@ package main
 import (
 	"context"
 	"encoding/base64"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+
+	bff "github.com/openedx/mobile-auth-bff"
+	"github.com/openedx/mobile-auth-bff/internal/testdb"
+	"github.com/openedx/mobile-auth-bff/store/memory"
 )
 
 // artifactsDir keeps what the browser test saw (screenshots), for CI to
@@ -195,5 +202,196 @@ func TestE2EDashboardBrowser(t *testing.T) {
 			}
 			t.Logf("screenshot: %s", path)
 		})
+	}
+}
+
+// noRedirect is an HTTP client that shows redirects instead of following
+// them, as the dashboard's sign-in flow needs to be seen.
+var noRedirect = &http.Client{Timeout: 30 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// dashboardCall is a browser request to an admin listener with the session
+// cookie (if any) and, on POSTs, the listener's own Origin.
+func dashboardCall(t *testing.T, admin, method, path, cookie string, form url.Values) response {
+	t.Helper()
+	req, err := http.NewRequest(method, admin+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", admin)
+	}
+	if cookie != "" {
+		req.AddCookie(&http.Cookie{Name: "bff_admin_session", Value: cookie})
+	}
+	res, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return response{status: res.StatusCode, header: res.Header, body: b}
+}
+
+// dashboardSignIn signs in to an admin listener with token and returns the
+// session cookie's value.
+func dashboardSignIn(t *testing.T, admin, token string) string {
+	t.Helper()
+	r := dashboardCall(t, admin, http.MethodPost, "/admin/signin", "", url.Values{"admin_token": {token}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d %s", r.status, r.body)
+	}
+	for _, c := range (&http.Response{Header: r.header}).Cookies() {
+		if c.Name == "bff_admin_session" && c.Value != "" {
+			return c.Value
+		}
+	}
+	t.Fatalf("sign-in set no session cookie: %v", r.header)
+	return ""
+}
+
+var csrfFieldRe = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
+
+// dashboardSignOut signs out with cookie, as the dashboard's button does.
+func dashboardSignOut(t *testing.T, admin, cookie string) {
+	t.Helper()
+	page := dashboardCall(t, admin, http.MethodGet, "/admin/dashboard", cookie, nil)
+	m := csrfFieldRe.FindSubmatch(page.body)
+	if page.status != 200 || m == nil {
+		t.Fatalf("no CSRF token on the dashboard (%d)", page.status)
+	}
+	r := dashboardCall(t, admin, http.MethodPost, "/admin/signout", cookie, url.Values{"csrf_token": {string(m[1])}})
+	if r.status != http.StatusSeeOther || !strings.Contains(r.header.Get("Set-Cookie"), "Max-Age=0") {
+		t.Fatalf("sign-out: %d %q %s", r.status, r.header.Get("Set-Cookie"), r.body)
+	}
+}
+
+// signedIn reports whether cookie is a live session on an admin listener:
+// the dashboard renders (200) rather than sending to the sign-in page, and
+// the JSON view answers 200 rather than 401.
+func signedIn(t *testing.T, admin, cookie string) bool {
+	t.Helper()
+	page := dashboardCall(t, admin, http.MethodGet, "/admin/dashboard", cookie, nil)
+	api := dashboardCall(t, admin, http.MethodGet, "/admin/migration", cookie, nil)
+	switch {
+	case page.status == 200 && api.status == 200:
+		return true
+	case page.status == http.StatusSeeOther && page.header.Get("Location") == "/admin/signin" && api.status == 401:
+		return false
+	}
+	t.Fatalf("cookie neither signed in nor out: dashboard %d, migration %d %s", page.status, api.status, api.body)
+	return false
+}
+
+// TestE2EDashboardSignOutEndsCopies: a copy of the dashboard cookie taken
+// before signing out is refused afterwards (the session is ended on the
+// server, not only forgotten by the browser); on PostgreSQL also by a
+// second instance on the same database, which accepted it before.
+func TestE2EDashboardSignOutEndsCopies(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s := start(t, baseEnv(b.env))
+		admins := []string{s.admin}
+		if b.name == "postgres" {
+			admins = append(admins, start(t, baseEnv(b.env)).admin)
+		}
+		cookie := dashboardSignIn(t, s.admin, e2eAdminToken)
+		copied := strings.Clone(cookie)
+		for _, admin := range admins {
+			if !signedIn(t, admin, copied) {
+				t.Fatalf("the copied cookie before signing out, on %s: refused", admin)
+			}
+		}
+		dashboardSignOut(t, s.admin, cookie)
+		for _, admin := range admins {
+			if signedIn(t, admin, copied) {
+				t.Errorf("the copied cookie after signing out, on %s: still signed in", admin)
+			}
+		}
+		if len(admins) == 2 {
+			// Opened on B, signed out on B: dead on A.
+			other := dashboardSignIn(t, admins[1], e2eAdminToken)
+			if !signedIn(t, s.admin, other) {
+				t.Fatal("a session of the other instance is refused")
+			}
+			dashboardSignOut(t, admins[1], other)
+			if signedIn(t, s.admin, other) {
+				t.Error("signed out on the other instance, still signed in here")
+			}
+		}
+		if strings.Contains(s.out.String(), copied) {
+			t.Error("the session cookie is in the log")
+		}
+	})
+}
+
+// TestE2EDashboardAdminTokenRotation: restarting with a new
+// BFF_ADMIN_TOKEN ends every dashboard session of the old one, and going
+// back to the old token revives none. (On PostgreSQL, where sessions
+// outlive a restart: a restart with the same token keeps them.)
+func TestE2EDashboardAdminTokenRotation(t *testing.T) {
+	t.Parallel()
+	env := baseEnv(map[string]string{"BFF_DATABASE_URL": testdb.URL(t)})
+	s := start(t, env)
+	cookie := dashboardSignIn(t, s.admin, e2eAdminToken)
+	s.stop()
+
+	s = start(t, env)
+	if !signedIn(t, s.admin, cookie) {
+		t.Fatal("a restart with the same admin token ended the session")
+	}
+	s.stop()
+
+	rotated := baseEnv(env, map[string]string{"BFF_ADMIN_TOKEN": "e2e-rotated-admin-token"})
+	s = start(t, rotated)
+	if signedIn(t, s.admin, cookie) {
+		t.Error("a session of the old admin token is valid after the rotation")
+	}
+	if !strings.Contains(s.out.String(), "ended the dashboard sessions of another admin token") {
+		t.Errorf("no log line for the ended sessions:\n%s", s.out)
+	}
+	if r := dashboardCall(t, s.admin, http.MethodPost, "/admin/signin", "", url.Values{"admin_token": {e2eAdminToken}}); r.status != 401 {
+		t.Errorf("sign-in with the old admin token: %d", r.status)
+	}
+	fresh := dashboardSignIn(t, s.admin, "e2e-rotated-admin-token")
+	if !signedIn(t, s.admin, fresh) {
+		t.Error("a session of the new admin token is refused")
+	}
+	s.stop()
+
+	// Back to the old token: its sessions were deleted, not merely refused.
+	s = start(t, env)
+	if signedIn(t, s.admin, cookie) {
+		t.Error("going back to the old admin token revived its session")
+	}
+	if signedIn(t, s.admin, fresh) {
+		t.Error("a session of the rotated-away token is valid")
+	}
+}
+
+// TestPruneDashboardSessions: the periodic prune deletes expired dashboard
+// sessions and keeps live ones.
+func TestPruneDashboardSessions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := memory.New()
+	a := &app{store: st, log: slog.New(slog.DiscardHandler), cfg: config{UsageRetention: time.Hour}}
+	now := time.Now().UTC()
+	for id, exp := range map[string]time.Time{"expired": now.Add(-time.Minute), "live": now.Add(time.Hour)} {
+		if err := st.CreateAdminSession(ctx, bff.AdminSession{ID: id, TokenFingerprint: "fp", CreatedAt: exp.Add(-8 * time.Hour), ExpiresAt: exp}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.prune(ctx)
+	// Read with a clock from before its expiry: gone, not merely expired.
+	if _, err := st.GetAdminSession(ctx, "expired", now.Add(-time.Hour)); err == nil {
+		t.Error("prune kept an expired session")
+	}
+	if _, err := st.GetAdminSession(ctx, "live", now); err != nil {
+		t.Errorf("prune deleted a live session: %v", err)
 	}
 }

@@ -82,13 +82,22 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			return fmt.Errorf("seed demo data: %w", err)
 		}
 	}
+	// A new BFF_ADMIN_TOKEN ends the dashboard sessions of the old one
+	// (ADR 20): every instance refuses a session of another token, and this
+	// deletes them, so that going back to the old token revives none.
+	fp := handlers.AdminTokenFingerprint(cfg.AdminToken, a.secrets.AdminSessionKey())
+	if n, err := a.store.DeleteAdminSessionsExcept(ctx, fp); err != nil {
+		log.Warn("end the dashboard sessions of other admin tokens", "err", err)
+	} else if n > 0 {
+		log.Info("ended the dashboard sessions of another admin token", "sessions", n)
+	}
 	// Start-up (key generation, the demo user's password hash) leaves
 	// garbage an idle process would keep resident for minutes.
 	debug.FreeOSMemory()
 
 	deps := handlers.Deps{
 		OAuth: a.oauth, Admin: a.admin, Broker: a.broker, Store: a.store, Metrics: a.metrics, Log: log,
-		Issuer: cfg.Issuer, AdminToken: cfg.AdminToken, AdminSessionKey: a.secrets.AdminSessionKey(),
+		Issuer: cfg.Issuer, AdminToken: cfg.AdminToken, AdminSessionKey: a.secrets.AdminSessionKey(), AdminSessions: a.store,
 		TrustedProxies: cfg.TrustedProxies, CookieSecure: cfg.CookieSecure,
 	}
 	if a.broker == nil {
@@ -243,8 +252,8 @@ func every(ctx context.Context, d time.Duration, fn func(context.Context)) {
 	}
 }
 
-// prune deletes expired tokens, sessions, revoked JWT ids and idempotency
-// records, and usage statistics past their retention.
+// prune deletes expired tokens, sessions, dashboard sessions, revoked JWT
+// ids and idempotency records, and usage statistics past their retention.
 func (a *app) prune(ctx context.Context) {
 	now := time.Now().UTC()
 	n, err := a.store.PruneTokens(ctx, now)
@@ -258,6 +267,12 @@ func (a *app) prune(ctx context.Context) {
 		a.log.Warn("prune expired idempotency keys", "err", err)
 	} else if n > 0 {
 		a.log.Info("pruned expired idempotency keys", "rows", n)
+	}
+	n, err = a.store.PruneAdminSessions(ctx, now)
+	if err != nil && ctx.Err() == nil {
+		a.log.Warn("prune expired dashboard sessions", "err", err)
+	} else if n > 0 {
+		a.log.Info("pruned expired dashboard sessions", "rows", n)
 	}
 	n, err = a.store.PruneUsage(ctx, now.Add(-a.cfg.UsageRetention))
 	if err != nil && ctx.Err() == nil {

@@ -213,3 +213,24 @@ func (f *FailingStore) CountActiveTokens(ctx context.Context, now time.Time) ([]
 	}
 	return f.Store.CountActiveTokens(ctx, now)
 }
+
+func (f *FailingStore) CreateAdminSession(ctx context.Context, s bff.AdminSession) error {
+	if err := f.write(); err != nil {
+		return err
+	}
+	return f.Store.CreateAdminSession(ctx, s)
+}
+
+func (f *FailingStore) GetAdminSession(ctx context.Context, id string, now time.Time) (bff.AdminSession, error) {
+	if err := f.read(); err != nil {
+		return bff.AdminSession{}, err
+	}
+	return f.Store.GetAdminSession(ctx, id, now)
+}
+
+func (f *FailingStore) DeleteAdminSession(ctx context.Context, id string) error {
+	if err := f.write(); err != nil {
+		return err
+	}
+	return f.Store.DeleteAdminSession(ctx, id)
+}

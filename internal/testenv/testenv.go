@@ -160,7 +160,7 @@ func New(tb testing.TB, opts Options) *Env {
 		}
 	}
 	deps := handlers.Deps{OAuth: svc, Admin: adm, Broker: brk, Store: st, Metrics: m, Log: log, Issuer: cfg.Issuer,
-		AdminToken: AdminToken, AdminSessionKey: secrets.AdminSessionKey(), CookieSecure: true}
+		AdminToken: AdminToken, AdminSessionKey: secrets.AdminSessionKey(), AdminSessions: st, CookieSecure: true}
 	return &Env{Store: st, OAuth: svc, Admin: adm, Keys: keys, Metrics: m, Broker: brk,
 		Public: handlers.NewPublic(deps), AdminH: handlers.NewAdmin(deps)}
 }

@@ -36,6 +36,7 @@ type Store struct {
 	failures    map[string]failureWindow
 	identities  map[identityKey]bff.Identity
 	idempotency map[idempotencyID]bff.IdempotencyRecord
+	dashboard   map[string]bff.AdminSession // the admin dashboard's sign-ins, by id
 
 	usageMu sync.Mutex // usage has a lock of its own: flushes never wait for token writes
 	usage   map[bff.UsageKey]int64
@@ -69,6 +70,7 @@ func New() *Store {
 		failures:    map[string]failureWindow{},
 		identities:  map[identityKey]bff.Identity{},
 		idempotency: map[idempotencyID]bff.IdempotencyRecord{},
+		dashboard:   map[string]bff.AdminSession{},
 		usage:       map[bff.UsageKey]int64{},
 	}
 }
