@@ -19,7 +19,7 @@ const MaxOAuthBody = 64 << 10
 var oauthParams = []string{
 	"grant_type", "username", "password", "scope", "refresh_token", "client_id", "client_secret",
 	"token_type", "asymmetric_jwt", "token", "token_type_hint", "subject_token", "subject_token_type",
-	"requested_token_type", "access_token", "audience", "resource", "revoke_subject_token",
+	"requested_token_type", "access_token", "audience", "resource", "revoke_subject_token", "nonce",
 }
 
 // parseOAuthForm reads a form-encoded body of at most MaxOAuthBody bytes and

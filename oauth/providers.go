@@ -41,6 +41,10 @@ type ProviderIdentity struct {
 	// says it (Microsoft Graph); never required, and never used to find or
 	// link a user: only Subject is (ADR 6).
 	Email, Name string
+	// Nonce is an Apple id_token's nonce claim, empty when it has none.
+	// It is part of the cached answer, and every exchange that sends a
+	// nonce checks it against this (checkNonce), cached answer or not.
+	Nonce string
 }
 
 // Provider verifies a provider token and names the account behind it.
@@ -311,7 +315,9 @@ const (
 var errFetchNotAllowed = errors.New("key set fetched too recently")
 
 // appleProvider verifies Sign in with Apple id_tokens locally, against
-// Apple's published keys: RS256 only, iss, aud, exp.
+// Apple's published keys: RS256 only, iss, aud (and azp), exp. The nonce
+// is not its business: it depends on the request, not on the token, so
+// the exchange checks it on every request (checkNonce).
 type appleProvider struct {
 	client    *http.Client
 	jwksURL   string
@@ -329,12 +335,16 @@ type appleProvider struct {
 
 // appleClaims are the claims of an Apple id_token this service reads.
 type appleClaims struct {
-	Issuer    string   `json:"iss"`
-	Audience  Audience `json:"aud"`
-	Subject   string   `json:"sub"`
-	Expiry    int64    `json:"exp"`
-	IssuedAt  int64    `json:"iat"`
-	NotBefore int64    `json:"nbf"`
+	Issuer   string   `json:"iss"`
+	Audience Audience `json:"aud"`
+	// AuthorizedParty (azp) is the app the token was issued to, which
+	// OpenID Connect requires when aud names several audiences.
+	AuthorizedParty string `json:"azp"`
+	Subject         string `json:"sub"`
+	Nonce           string `json:"nonce"`
+	Expiry          int64  `json:"exp"`
+	IssuedAt        int64  `json:"iat"`
+	NotBefore       int64  `json:"nbf"`
 }
 
 func (a *appleProvider) Verify(ctx context.Context, token string) (ProviderIdentity, error) {
@@ -365,6 +375,13 @@ func (a *appleProvider) Verify(ctx context.Context, token string) (ProviderIdent
 		return ProviderIdentity{}, rejected("the id_token was not issued by Apple (iss)")
 	case !slices.ContainsFunc(a.audiences, c.Audience.Contains):
 		return ProviderIdentity{}, rejected("the id_token is for another app (aud)")
+	// OpenID Connect Core §3.1.3.7: with several audiences, azp names the
+	// app the token was issued to, and it must be one of ours; an azp
+	// present with a single audience must be one of ours too.
+	case len(c.Audience) > 1 && c.AuthorizedParty == "":
+		return ProviderIdentity{}, rejected("the id_token names several audiences but no azp")
+	case c.AuthorizedParty != "" && !slices.Contains(a.audiences, c.AuthorizedParty):
+		return ProviderIdentity{}, rejected("the id_token was issued to another app (azp)")
 	case c.Expiry == 0:
 		return ProviderIdentity{}, rejected("the id_token has no exp")
 	case !now.Before(exp):
@@ -376,7 +393,7 @@ func (a *appleProvider) Verify(ctx context.Context, token string) (ProviderIdent
 	case c.Subject == "":
 		return ProviderIdentity{}, rejected("the id_token has no sub")
 	}
-	return ProviderIdentity{Subject: c.Subject, ExpiresAt: exp}, nil
+	return ProviderIdentity{Subject: c.Subject, ExpiresAt: exp, Nonce: c.Nonce}, nil
 }
 
 // key returns Apple's public key kid, fetching the key set when it is

@@ -288,7 +288,29 @@ func TestAppleIDTokenChecks(t *testing.T) {
 	}{
 		{"good", good, "ok 001234.abc.0987"},
 		{"Services ID audience", fake.Sign(kid, claims(func(c map[string]any) { c["aud"] = "org.example.services" })), "ok 001234.abc.0987"},
-		{"aud array holding ours", fake.Sign(kid, claims(func(c map[string]any) { c["aud"] = []string{"x", "org.example.app"} })), "ok 001234.abc.0987"},
+		{"aud array of one", fake.Sign(kid, claims(func(c map[string]any) { c["aud"] = []string{"org.example.app"} })), "ok 001234.abc.0987"},
+		// Several audiences: azp names the app, and it must be one of ours.
+		{"aud array holding ours, azp ours", fake.Sign(kid, claims(func(c map[string]any) {
+			c["aud"], c["azp"] = []string{"x", "org.example.app"}, "org.example.app"
+		})), "ok 001234.abc.0987"},
+		{"aud array holding ours, azp our other audience", fake.Sign(kid, claims(func(c map[string]any) {
+			c["aud"], c["azp"] = []string{"org.example.services", "org.example.app"}, "org.example.services"
+		})), "ok 001234.abc.0987"},
+		{"aud array holding ours, no azp", fake.Sign(kid, claims(func(c map[string]any) { c["aud"] = []string{"x", "org.example.app"} })), "rejected"},
+		{"aud array holding ours, empty azp", fake.Sign(kid, claims(func(c map[string]any) {
+			c["aud"], c["azp"] = []string{"x", "org.example.app"}, ""
+		})), "rejected"},
+		{"aud array holding ours, azp another app", fake.Sign(kid, claims(func(c map[string]any) {
+			c["aud"], c["azp"] = []string{"org.attacker.app", "org.example.app"}, "org.attacker.app"
+		})), "rejected"},
+		{"aud array of ours only, no azp", fake.Sign(kid, claims(func(c map[string]any) {
+			c["aud"] = []string{"org.example.services", "org.example.app"}
+		})), "rejected"},
+		{"single aud, azp ours", fake.Sign(kid, claims(func(c map[string]any) { c["azp"] = "org.example.app" })), "ok 001234.abc.0987"},
+		{"single aud, azp another app", fake.Sign(kid, claims(func(c map[string]any) { c["azp"] = "org.attacker.app" })), "rejected"},
+		{"azp ours but aud not", fake.Sign(kid, claims(func(c map[string]any) {
+			c["aud"], c["azp"] = []string{"x", "y"}, "org.example.app"
+		})), "rejected"},
 		{"wrong aud", fake.Sign(kid, claims(func(c map[string]any) { c["aud"] = "org.attacker.app" })), "rejected"},
 		{"no aud", fake.Sign(kid, claims(func(c map[string]any) { delete(c, "aud") })), "rejected"},
 		{"wrong iss", fake.Sign(kid, claims(func(c map[string]any) { c["iss"] = "https://appleid.apple.com.evil" })), "rejected"},
@@ -316,8 +338,48 @@ func TestAppleIDTokenChecks(t *testing.T) {
 	if n := fake.Fetches(); n != 1 {
 		t.Errorf("key set fetched %d times, want once", n)
 	}
-	if id, err := p.Verify(context.Background(), good); err != nil || !id.ExpiresAt.Equal(time.Unix(claims(nil)["exp"].(int64), 0)) {
-		t.Errorf("ExpiresAt = %v, %v", id.ExpiresAt, err)
+	if id, err := p.Verify(context.Background(), good); err != nil || !id.ExpiresAt.Equal(time.Unix(claims(nil)["exp"].(int64), 0)) || id.Nonce != "" {
+		t.Errorf("ExpiresAt = %v, nonce %q, %v", id.ExpiresAt, id.Nonce, err)
+	}
+	// The nonce claim is handed on, for the exchange to check.
+	nonced := fake.Sign(kid, claims(func(c map[string]any) { c["nonce"] = fakesocial.NonceClaim("raw-nonce") }))
+	if id, err := p.Verify(context.Background(), nonced); err != nil || id.Nonce != fakesocial.NonceClaim("raw-nonce") {
+		t.Errorf("nonce = %q, %v", id.Nonce, err)
+	}
+}
+
+// TestCheckNonce: the id_token's nonce claim must be the lowercase hex
+// SHA-256 of the raw nonce the app sends, exactly.
+func TestCheckNonce(t *testing.T) {
+	t.Parallel()
+	const raw = "0a9Zq-Ld3_r8KxYv2mN7pT4sW1bE6uH5"
+	good := fakesocial.NonceClaim(raw)
+	if len(good) != 64 || strings.ToLower(good) != good {
+		t.Fatalf("NonceClaim = %q", good)
+	}
+	tests := []struct {
+		name, raw, claim string
+		ok               bool
+	}{
+		{"SHA-256 of the raw nonce", raw, good, true},
+		{"no nonce claim", raw, "", false},
+		{"the raw nonce itself", raw, raw, false},
+		{"uppercase hex", raw, strings.ToUpper(good), false},
+		{"another nonce's hash", "another", good, false},
+		{"hash of the hash", good, good, false},
+		{"truncated", raw, good[:63], false},
+		{"longer", raw, good + "0", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := checkNonce(tt.raw, tt.claim)
+			if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrProviderRejected)) {
+				t.Errorf("checkNonce = %v, want ok %v", err, tt.ok)
+			}
+			if err != nil && (strings.Contains(err.Error(), tt.raw) || strings.Contains(err.Error(), good)) {
+				t.Errorf("the error quotes the nonce: %v", err)
+			}
+		})
 	}
 }
 

@@ -2,6 +2,9 @@ package oauth
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -219,6 +222,30 @@ const socialGrant = "urn:openedx:mobile-auth-bff:grant-type:social-exchange"
 type socialRequest struct {
 	backend string
 	token   string
+	// nonce is the raw nonce the app sent (form field nonce, apple-id
+	// only) and hasNonce whether it sent one: then the id_token's nonce
+	// claim must be its SHA-256 (checkNonce).
+	nonce    string
+	hasNonce bool
+}
+
+// MaxNonceLength bounds the raw nonce of an apple-id exchange.
+const MaxNonceLength = 1024
+
+// checkNonce binds an Apple id_token to the request that presents it: the
+// app asked Apple to sign the SHA-256 of a random nonce into the token
+// (the nonce claim, lowercase hex) and sends the raw nonce along, which
+// someone who only captured the token does not have. A token without a
+// nonce claim is refused when a nonce is sent: it could be any token.
+func checkNonce(raw, claim string) error {
+	if claim == "" {
+		return rejected("a nonce was sent but the id_token has no nonce claim")
+	}
+	sum := sha256.Sum256([]byte(raw))
+	if subtle.ConstantTimeCompare([]byte(claim), []byte(hex.EncodeToString(sum[:]))) != 1 {
+		return rejected("the id_token's nonce is not the SHA-256 of the nonce sent")
+	}
+	return nil
 }
 
 // ExchangeSocial handles POST /oauth2/exchange_access_token/{backend}/
@@ -238,6 +265,21 @@ func (s *Service) ExchangeSocial(ctx context.Context, r *http.Request, backend s
 	case len(token) > MaxTokenLength:
 		return TokenResult{}, fosite.ErrInvalidRequest.WithHintf("The access_token is longer than %d bytes.", MaxTokenLength)
 	}
+	req := &socialRequest{backend: backend, token: token}
+	if v := r.PostForm["nonce"]; len(v) > 0 {
+		switch nonce := v[0]; {
+		case len(v) > 1:
+			return TokenResult{}, fosite.ErrInvalidRequest.WithHint("The nonce parameter is repeated.")
+		case backend != bff.ProviderApple:
+			return TokenResult{}, fosite.ErrInvalidRequest.WithHintf("The nonce parameter is for %s only: the %s token carries no nonce.", bff.ProviderApple, backend)
+		case nonce == "":
+			return TokenResult{}, fosite.ErrInvalidRequest.WithHint("The nonce parameter is empty (send the raw nonce whose SHA-256 the app gave Sign in with Apple, or no nonce).")
+		case len(nonce) > MaxNonceLength:
+			return TokenResult{}, fosite.ErrInvalidRequest.WithHintf("The nonce is longer than %d bytes.", MaxNonceLength)
+		default:
+			req.nonce, req.hasNonce = nonce, true
+		}
+	}
 	// Only what the exchange reads reaches fosite: a grant_type or a
 	// username sent along changes nothing.
 	form := url.Values{"grant_type": {socialGrant}}
@@ -248,13 +290,20 @@ func (s *Service) ExchangeSocial(ctx context.Context, r *http.Request, backend s
 	}
 	ir := r.Clone(ctx)
 	ir.Form, ir.PostForm = form, form
-	return s.issue(ctx, ir, &requestState{social: &socialRequest{backend: backend, token: token}})
+	return s.issue(ctx, ir, &requestState{social: req})
 }
 
-// socialUser verifies a provider token and returns the enabled user its
-// provider account is linked to.
-func (s *Service) socialUser(ctx context.Context, backend, token string) (bff.User, error) {
-	pid, _, err := s.social.answers.verify(ctx, backend, s.social.providers[backend], token)
+// socialUser verifies a provider token, and the nonce sent with it, and
+// returns the enabled user its provider account is linked to.
+func (s *Service) socialUser(ctx context.Context, req *socialRequest) (bff.User, error) {
+	backend := req.backend
+	pid, _, err := s.social.answers.verify(ctx, backend, s.social.providers[backend], req.token)
+	// The nonce is checked here, after the cache, on every request: a
+	// cached answer says the token is good, not that this caller holds
+	// its nonce.
+	if err == nil && req.hasNonce {
+		err = checkNonce(req.nonce, pid.Nonce)
+	}
 	var rej *rejection
 	if errors.As(err, &rej) {
 		return bff.User{}, fosite.ErrInvalidGrant.WithHintf("The %s token was not accepted: %s.", backend, rej.reason)
@@ -339,7 +388,7 @@ func (h *socialExchangeHandler) HandleTokenEndpointRequest(ctx context.Context, 
 		}
 	}
 	authTime := time.Now().UTC()
-	user, err := h.svc.socialUser(ctx, req.backend, req.token)
+	user, err := h.svc.socialUser(ctx, req)
 	if err != nil {
 		return err
 	}

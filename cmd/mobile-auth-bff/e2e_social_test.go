@@ -460,3 +460,85 @@ func TestE2ESocialAudienceRequired(t *testing.T) {
 		})
 	}
 }
+
+// TestE2ESocialAppleBinding: Sign in with Apple through the real binary
+// (issue 13, #9). The app sends the raw nonce whose SHA-256 it gave Apple;
+// someone who captured the identityToken but not the nonce is refused,
+// also while the token's answer is cached, and an id_token for several
+// audiences needs azp to be one of BFF_APPLE_AUDIENCE. Without a nonce the
+// exchange is as before. Neither the nonce nor its hash is logged.
+func TestE2ESocialAppleBinding(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b backend) {
+		fakes := newSocialFakes(t)
+		s := start(t, baseEnv(b.env, fakes.env(), map[string]string{"BFF_LOG_LEVEL": "debug"}))
+		s.createMobileClient("app", nil)
+		uid := s.createUser("quinn")
+		const sub, raw = "001234.quinn.5678", "Zr4-pQ9_xLw2Kt7bNv5Hs1Mc8Ja3Ye6D"
+		s.mustAdmin("POST", "/admin/users/"+itoa(uid)+"/identities", map[string]any{"provider": "apple-id", "subject": sub}, http.StatusCreated)
+		captured := fakes.apple.IDTokenWithNonce(sub, raw)
+		plain := fakes.apple.IDToken(sub)
+		multi := func(azp string) string {
+			c := fakes.apple.Claims(sub, time.Now())
+			c["aud"] = []string{"com.attacker.app", "org.example.app"}
+			if azp != "" {
+				c["azp"] = azp
+			}
+			return fakes.apple.Sign(fakes.apple.Current(), c)
+		}
+		tests := []struct {
+			name, token, nonce string // nonce "" = no nonce field
+			status             int
+			hint               string
+		}{
+			{"the app, with its nonce", captured, raw, 200, ""},
+			{"replayed with another nonce (cached answer)", captured, "guessed-nonce", 400, "nonce"},
+			{"replayed with the nonce claim itself", captured, fakesocial.NonceClaim(raw), 400, "nonce"},
+			{"the app again", captured, raw, 200, ""},
+			{"no nonce field: as before", captured, "", 200, ""},
+			{"nonce sent, token without nonce claim", plain, raw, 400, "no nonce claim"},
+			{"token without nonce claim, no nonce field", plain, "", 200, ""},
+			{"several audiences, no azp", multi(""), "", 400, "azp"},
+			{"several audiences, azp another app", multi("com.attacker.app"), "", 400, "azp"},
+			{"several audiences, azp ours", multi("org.example.app"), "", 200, ""},
+		}
+		for _, tt := range tests {
+			form := url.Values{"client_id": {"app"}, "access_token": {tt.token}, "token_type": {"jwt"}}
+			if tt.nonce != "" {
+				form.Set("nonce", tt.nonce)
+			}
+			r := s.postForm("/oauth2/exchange_access_token/apple-id/", form)
+			if r.status != tt.status {
+				t.Errorf("%s: %d %s, want %d", tt.name, r.status, r.body, tt.status)
+				continue
+			}
+			body := r.json(t)
+			if tt.status == 200 {
+				if _, claims := s.verifyJWT(body["access_token"].(string)); claims["sub"] != itoa(uid) || claims["grant_type"] != "social_exchange" {
+					t.Errorf("%s: claims %v", tt.name, claims)
+				}
+				continue
+			}
+			if body["error"] != "invalid_grant" || !strings.Contains(body["error_description"].(string), tt.hint) {
+				t.Errorf("%s: %v, want invalid_grant with %q", tt.name, body, tt.hint)
+			}
+		}
+		// A nonce for a backend whose token has none is a request error.
+		s.mustAdmin("POST", "/admin/users/"+itoa(uid)+"/identities", map[string]any{"provider": "google-oauth2", "subject": "quinn-g"}, http.StatusCreated)
+		r := s.postForm("/oauth2/exchange_access_token/google-oauth2/", url.Values{"client_id": {"app"},
+			"access_token": {fakes.google.Issue("quinn-g")}, "nonce": {raw}})
+		if r.status != 400 || r.json(t)["error"] != "invalid_request" {
+			t.Errorf("nonce with google-oauth2: %d %s", r.status, r.body)
+		}
+		metrics := string(do(t, "GET", s.admin+"/metrics", nil, nil).body)
+		if !strings.Contains(metrics, `bff_social_verifications_total{backend="apple-id",result="cached"}`) {
+			t.Error("no cached Apple answer: the replays did not go through the cache, so the test proves less than it says")
+		}
+		out := s.out.String()
+		for _, secret := range []string{raw, fakesocial.NonceClaim(raw), captured} {
+			if strings.Contains(out, secret) {
+				t.Errorf("the log holds the nonce, its hash or the id_token %.8s…", secret)
+			}
+		}
+	})
+}

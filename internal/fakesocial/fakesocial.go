@@ -10,7 +10,9 @@ package fakesocial
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -519,6 +521,22 @@ func (a *Apple) Claims(subject string, now time.Time) map[string]any {
 // IDToken returns a good id_token for subject, signed with the current key.
 func (a *Apple) IDToken(subject string) string {
 	return a.Sign(a.Current(), a.Claims(subject, time.Now()))
+}
+
+// IDTokenWithNonce returns a good id_token for subject whose nonce claim
+// is the SHA-256 of raw, as an app that passed NonceClaim(raw) to Sign in
+// with Apple gets it.
+func (a *Apple) IDTokenWithNonce(subject, raw string) string {
+	c := a.Claims(subject, time.Now())
+	c["nonce"], c["nonce_supported"] = NonceClaim(raw), true
+	return a.Sign(a.Current(), c)
+}
+
+// NonceClaim is what an app hands Sign in with Apple for the raw nonce it
+// keeps: the lowercase hex SHA-256, which Apple signs into the nonce claim.
+func NonceClaim(raw string) string {
+	sum := sha256.Sum256([]byte(raw))
+	return hex.EncodeToString(sum[:])
 }
 
 // Sign signs claims with the key kid (RS256).
