@@ -126,7 +126,8 @@ func (s *Store) UpdateClient(_ context.Context, id string, update func(*bff.Clie
 	if err := update(&c); err != nil {
 		return bff.Client{}, err
 	}
-	c.ID = id
+	old := s.clients[id]
+	c.ID, c.Incarnation, c.CreatedAt = id, old.Incarnation, old.CreatedAt // never changed
 	s.clients[id] = cloneClient(c)
 	return c, nil
 }
@@ -165,6 +166,7 @@ func (s *Store) DeleteClient(_ context.Context, id string) error {
 
 func cloneClient(c bff.Client) bff.Client {
 	c.SecretHash = slices.Clone(c.SecretHash)
+	c.PreviousSecretHash = slices.Clone(c.PreviousSecretHash)
 	c.GrantTypes = slices.Clone(c.GrantTypes)
 	c.Scopes = slices.Clone(c.Scopes)
 	return c
