@@ -213,3 +213,10 @@ func (f *FailingStore) CountActiveTokens(ctx context.Context, now time.Time) ([]
 	}
 	return f.Store.CountActiveTokens(ctx, now)
 }
+
+func (f *FailingStore) UpdateClient(ctx context.Context, id string, update func(*bff.Client) error) (bff.Client, error) {
+	if err := f.write(); err != nil {
+		return bff.Client{}, err
+	}
+	return f.Store.UpdateClient(ctx, id, update)
+}

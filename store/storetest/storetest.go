@@ -27,6 +27,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}{
 		{"Clients", testClients},
 		{"ClientUpdateAbort", testClientUpdateAbort},
+		{"ClientIncarnation", testClientIncarnation},
+		{"ClientSecretRotation", testClientSecretRotation},
 		{"Users", testUsers},
 		{"UserLifecycle", testUserLifecycle},
 		{"Keys", testKeys},
@@ -110,6 +112,7 @@ func testClients(t *testing.T, s store.Store) {
 		ID: "backend", Name: "Backend", SecretHash: []byte{1, 2, 3}, GrantTypes: []string{bff.GrantClientCredentials},
 		Scopes: []string{"read"}, TokenType: bff.FormatJWT, JWTRolloutPercent: 25, JWTEnabled: false,
 		Restricted: true, JWTTokenType: bff.LabelBearer, CreatedAt: now(), UpdatedAt: now(),
+		Incarnation: "first-incarnation",
 	}
 	if err := s.CreateClient(ctx, conf); err != nil {
 		t.Fatal(err)
@@ -181,6 +184,116 @@ func testClientUpdateAbort(t *testing.T, s store.Store) {
 	got, _ := s.GetClient(ctx, "mobile")
 	if got.JWTRolloutPercent != 0 {
 		t.Errorf("aborted update was stored: rollout = %d", got.JWTRolloutPercent)
+	}
+}
+
+// testClientIncarnation: a client keeps the incarnation it was created
+// with — an update cannot change it, nor the creation time — and a client
+// created again under a deleted one's id has its own (ADR 0019).
+func testClientIncarnation(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	created := now().Add(-time.Hour)
+	c := bff.Client{ID: "mobile", Public: true, GrantTypes: []string{bff.GrantPassword}, TokenType: bff.FormatBearer,
+		CreatedAt: created, UpdatedAt: created, Incarnation: "first"}
+	if err := s.CreateClient(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	updated, err := s.UpdateClient(ctx, "mobile", func(c *bff.Client) error {
+		c.Incarnation, c.CreatedAt, c.Name = "forged", now(), "renamed"
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetClient(ctx, "mobile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, c := range map[string]bff.Client{"UpdateClient's answer": updated, "GetClient after it": got} {
+		if c.Incarnation != "first" || !c.CreatedAt.Equal(created) || c.Name != "renamed" {
+			t.Errorf("%s: incarnation %q, created %v, name %q; want first, %v, renamed", what, c.Incarnation, c.CreatedAt, c.Name, created)
+		}
+	}
+
+	if err := s.DeleteClient(ctx, "mobile"); err != nil {
+		t.Fatal(err)
+	}
+	c.Incarnation, c.CreatedAt = "second", now()
+	if err := s.CreateClient(ctx, c); err != nil {
+		t.Fatalf("CreateClient after DeleteClient: %v", err)
+	}
+	if got, err := s.GetClient(ctx, "mobile"); err != nil || got.Incarnation != "second" {
+		t.Errorf("the client created again: incarnation %q, %v; want second", got.Incarnation, err)
+	}
+	list, err := s.ListClients(ctx)
+	if err != nil || len(list) != 1 || list[0].Incarnation != "second" {
+		t.Errorf("ListClients after re-creation: %+v, %v", list, err)
+	}
+}
+
+// testClientSecretRotation: a rotation stores the new hash and the replaced
+// one with the end of its grace; the replaced secret authenticates until
+// then; a rotation without grace, or a second one, forgets it.
+func testClientSecretRotation(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	oldHash, newHash, newest := []byte("old-hash-32-bytes-old-hash-32-by"), []byte("new-hash-32-bytes-new-hash-32-by"), []byte("newest-32-bytes-newest-32-bytes!")
+	at := now()
+	c := bff.Client{ID: "backend", SecretHash: oldHash, GrantTypes: []string{bff.GrantClientCredentials},
+		TokenType: bff.FormatJWT, CreatedAt: at, UpdatedAt: at, Incarnation: "i"}
+	if err := s.CreateClient(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateClient(ctx, "backend", func(c *bff.Client) error {
+		return c.RotateSecret(newHash, at, time.Hour)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetClient(ctx, "backend")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.SecretHash) != string(newHash) || string(got.PreviousSecretHash) != string(oldHash) ||
+		!got.PreviousSecretExpiresAt.Equal(at.Add(time.Hour)) {
+		t.Fatalf("after a rotation with grace: secret %q, previous %q until %v", got.SecretHash, got.PreviousSecretHash, got.PreviousSecretExpiresAt)
+	}
+	for _, c := range []struct {
+		hash []byte
+		at   time.Time
+		want bool
+	}{
+		{newHash, at.Add(2 * time.Hour), true},
+		{oldHash, at.Add(59 * time.Minute), true},
+		{oldHash, at.Add(time.Hour), false},
+		{newest, at, false},
+	} {
+		if got.AcceptsSecretHash(c.hash, c.at) != c.want {
+			t.Errorf("AcceptsSecretHash(%q, +%s) = %v", c.hash, c.at.Sub(at), !c.want)
+		}
+	}
+
+	// A second rotation, without grace: only the newest secret works.
+	if _, err := s.UpdateClient(ctx, "backend", func(c *bff.Client) error {
+		return c.RotateSecret(newest, at, 0)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.GetClient(ctx, "backend")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.SecretHash) != string(newest) || got.PreviousSecretHash != nil || !got.PreviousSecretExpiresAt.IsZero() {
+		t.Errorf("after a rotation without grace: secret %q, previous %q until %v", got.SecretHash, got.PreviousSecretHash, got.PreviousSecretExpiresAt)
+	}
+	if got.AcceptsSecretHash(newHash, at) || got.AcceptsSecretHash(oldHash, at) {
+		t.Error("a replaced secret still authenticates after a rotation without grace")
+	}
+
+	// A public client has no secret to rotate; nothing is stored.
+	mustClient(t, s, "mobile")
+	_, err = s.UpdateClient(ctx, "mobile", func(c *bff.Client) error { return c.RotateSecret(newHash, at, time.Hour) })
+	wantErr(t, "rotating a public client's secret", err, bff.ErrInvalidInput)
+	if got, _ := s.GetClient(ctx, "mobile"); got.SecretHash != nil || got.PreviousSecretHash != nil {
+		t.Errorf("a public client after a refused rotation: %+v", got)
 	}
 }
 
