@@ -465,6 +465,19 @@ func (s *Store) checkFamilyLocked(familyID string, userID int64, auth time.Time)
 	return nil
 }
 
+// checkIncarnationLocked: a token is only created for the incarnation of
+// its client it was issued to.
+func (s *Store) checkIncarnationLocked(clientID, incarnation string) error {
+	c, ok := s.clients[clientID]
+	if !ok {
+		return fmt.Errorf("client %q: %w", clientID, bff.ErrNotFound)
+	}
+	if c.Incarnation != incarnation {
+		return fmt.Errorf("client %q was deleted while the request ran: %w", clientID, bff.ErrTokenRevoked)
+	}
+	return nil
+}
+
 func (s *Store) checkOpsLocked(ops []store.TokenOp) error {
 	createdAccess := map[string]bool{}
 	createdRefresh := map[string]bool{}
@@ -475,8 +488,8 @@ func (s *Store) checkOpsLocked(ops []store.TokenOp) error {
 			if _, ok := s.access[sig]; ok || createdAccess[sig] {
 				return fmt.Errorf("access token: %w", bff.ErrConflict)
 			}
-			if _, ok := s.clients[op.Token.ClientID]; !ok {
-				return fmt.Errorf("access token client %q: %w", op.Token.ClientID, bff.ErrNotFound)
+			if err := s.checkIncarnationLocked(op.Token.ClientID, op.ClientIncarnation); err != nil {
+				return fmt.Errorf("access token: %w", err)
 			}
 			if err := s.checkFamilyLocked(op.Token.FamilyID, op.Token.UserID, authTime(op.Token.AuthTime, op.Token.IssuedAt)); err != nil {
 				return err
@@ -487,8 +500,8 @@ func (s *Store) checkOpsLocked(ops []store.TokenOp) error {
 			if _, ok := s.refresh[sig]; ok || createdRefresh[sig] {
 				return fmt.Errorf("refresh token: %w", bff.ErrConflict)
 			}
-			if _, ok := s.clients[op.Token.ClientID]; !ok {
-				return fmt.Errorf("refresh token client %q: %w", op.Token.ClientID, bff.ErrNotFound)
+			if err := s.checkIncarnationLocked(op.Token.ClientID, op.ClientIncarnation); err != nil {
+				return fmt.Errorf("refresh token: %w", err)
 			}
 			if err := s.checkFamilyLocked(op.Token.FamilyID, op.Token.UserID, authTime(op.Token.AuthTime, op.Token.IssuedAt)); err != nil {
 				return err

@@ -79,7 +79,7 @@ func authTime(auth, issued time.Time) time.Time {
 // authenticated. The share locks taken here (user first, then family: the
 // order the disabling takes them in) make a concurrent revocation wait for
 // this transaction, or this one see it.
-func (b *opBatch) allowTokens(ctx context.Context, tx pgx.Tx, familyID, clientID string, userID int64, grant string, auth, at time.Time) error {
+func (b *opBatch) allowTokens(ctx context.Context, tx pgx.Tx, familyID, clientID, incarnation string, userID int64, grant string, auth, at time.Time) error {
 	if b.checked[familyID] {
 		return nil
 	}
@@ -100,13 +100,22 @@ func (b *opBatch) allowTokens(ctx context.Context, tx pgx.Tx, familyID, clientID
 		familyID, clientID, nullUser(userID), grant, auth, at); err != nil {
 		return dbErr("create token family", err)
 	}
+	// The key share lock on the client makes its deletion wait for this
+	// transaction (and then take these tokens with it), or this one see
+	// the client gone or created again.
 	var revokedAt, familyAuth *time.Time
-	if err := tx.QueryRow(ctx, `SELECT revoked_at, authenticated_at FROM token_families WHERE id = $1 FOR SHARE`,
-		familyID).Scan(&revokedAt, &familyAuth); err != nil {
+	var clientIncarnation string
+	if err := tx.QueryRow(ctx, `SELECT f.revoked_at, f.authenticated_at, c.incarnation
+		FROM token_families f JOIN clients c ON c.id = f.client_id
+		WHERE f.id = $1 FOR SHARE OF f FOR KEY SHARE OF c`,
+		familyID).Scan(&revokedAt, &familyAuth, &clientIncarnation); err != nil {
 		return dbErr("token family", err)
 	}
 	if revokedAt != nil {
 		return fmt.Errorf("token family: %w", bff.ErrTokenRevoked)
+	}
+	if clientIncarnation != incarnation {
+		return fmt.Errorf("client %q was deleted while the request ran: %w", clientID, bff.ErrTokenRevoked)
 	}
 	if familyAuth != nil {
 		auth = *familyAuth
@@ -122,7 +131,7 @@ func (b *opBatch) apply(ctx context.Context, tx pgx.Tx, op store.TokenOp) error 
 	switch op := op.(type) {
 	case store.CreateAccessToken:
 		t := op.Token
-		if err := b.allowTokens(ctx, tx, t.FamilyID, t.ClientID, t.UserID, t.GrantType, authTime(t.AuthTime, t.IssuedAt), t.IssuedAt); err != nil {
+		if err := b.allowTokens(ctx, tx, t.FamilyID, t.ClientID, op.ClientIncarnation, t.UserID, t.GrantType, authTime(t.AuthTime, t.IssuedAt), t.IssuedAt); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO access_tokens (signature, family_id, jti, format, client_id, user_id,
@@ -133,7 +142,7 @@ func (b *opBatch) apply(ctx context.Context, tx pgx.Tx, op store.TokenOp) error 
 		return dbErr("create access token", err)
 	case store.CreateRefreshToken:
 		t := op.Token
-		if err := b.allowTokens(ctx, tx, t.FamilyID, t.ClientID, t.UserID, t.GrantType, authTime(t.AuthTime, t.IssuedAt), t.IssuedAt); err != nil {
+		if err := b.allowTokens(ctx, tx, t.FamilyID, t.ClientID, op.ClientIncarnation, t.UserID, t.GrantType, authTime(t.AuthTime, t.IssuedAt), t.IssuedAt); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO refresh_tokens (signature, family_id, access_signature, client_id,

@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ClientUpdateAbort", testClientUpdateAbort},
 		{"ClientIncarnation", testClientIncarnation},
 		{"ClientSecretRotation", testClientSecretRotation},
+		{"TokensOfADeletedIncarnation", testTokensOfADeletedIncarnation},
 		{"Users", testUsers},
 		{"UserLifecycle", testUserLifecycle},
 		{"Keys", testKeys},
@@ -295,6 +296,61 @@ func testClientSecretRotation(t *testing.T, s store.Store) {
 	if got, _ := s.GetClient(ctx, "mobile"); got.SecretHash != nil || got.PreviousSecretHash != nil {
 		t.Errorf("a public client after a refused rotation: %+v", got)
 	}
+}
+
+// testTokensOfADeletedIncarnation: a token request that began before its
+// client was deleted and created again gets nothing written — the write
+// names the incarnation it was issued to — and the deleted client's tokens
+// are gone; the client of the id now gets tokens as usual (ADR 0019).
+func testTokensOfADeletedIncarnation(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	client := bff.Client{ID: "mobile", Public: true, GrantTypes: []string{bff.GrantPassword}, TokenType: bff.FormatBearer,
+		CreatedAt: now(), UpdatedAt: now(), Incarnation: "first"}
+	if err := s.CreateClient(ctx, client); err != nil {
+		t.Fatal(err)
+	}
+	exp := now().Add(time.Hour)
+	if err := s.ApplyTokenOps(ctx, []store.TokenOp{
+		store.CreateAccessToken{Token: accessToken("a-first", "f-first", exp), ClientIncarnation: "first"},
+		store.CreateRefreshToken{Token: refreshToken("r-first", "f-first", exp), ClientIncarnation: "first"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteClient(ctx, "mobile"); err != nil {
+		t.Fatal(err)
+	}
+	client.Incarnation = "second"
+	if err := s.CreateClient(ctx, client); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.GetAccessToken(ctx, "a-first")
+	wantErr(t, "the deleted client's access token", err, bff.ErrNotFound)
+	_, err = s.GetRefreshToken(ctx, "r-first")
+	wantErr(t, "the deleted client's refresh token", err, bff.ErrNotFound)
+
+	wantErr(t, "an access token of the deleted incarnation, new family", s.ApplyTokenOps(ctx, []store.TokenOp{
+		store.CreateAccessToken{Token: accessToken("a-late", "f-late", exp), ClientIncarnation: "first"},
+	}), bff.ErrTokenRevoked)
+	wantErr(t, "a refresh token of the deleted incarnation in a batch", s.ApplyTokenOps(ctx, []store.TokenOp{
+		store.CreateAccessToken{Token: accessToken("a-ok", "f-ok", exp), ClientIncarnation: "second"},
+		store.CreateRefreshToken{Token: refreshToken("r-late", "f-late2", exp), ClientIncarnation: "first"},
+	}), bff.ErrTokenRevoked)
+	for _, sig := range []string{"a-late", "a-ok"} {
+		_, err := s.GetAccessToken(ctx, sig)
+		wantErr(t, "GetAccessToken("+sig+") after a refused batch", err, bff.ErrNotFound)
+	}
+	_, err = s.GetRefreshToken(ctx, "r-late")
+	wantErr(t, "GetRefreshToken(r-late) after a refused batch", err, bff.ErrNotFound)
+
+	if err := s.ApplyTokenOps(ctx, []store.TokenOp{
+		store.CreateAccessToken{Token: accessToken("a-second", "f-second", exp), ClientIncarnation: "second"},
+	}); err != nil {
+		t.Fatalf("a token of the client's incarnation: %v", err)
+	}
+	// Not in an existing family either.
+	wantErr(t, "a token of the deleted incarnation in a live family", s.ApplyTokenOps(ctx, []store.TokenOp{
+		store.CreateAccessToken{Token: accessToken("a-late2", "f-second", exp), ClientIncarnation: "first"},
+	}), bff.ErrTokenRevoked)
 }
 
 func testUsers(t *testing.T, s store.Store) {
