@@ -157,8 +157,10 @@ func TestE2ERotateClientSecret(t *testing.T) {
 
 		// With a grace both work until it ends; then only the new one.
 		const grace = 2 * time.Second
-		third := s.rotateSecret("backend", map[string]any{"grace": grace.String()})
+		// The grace starts at the server's clock during the call: no
+		// earlier than this.
 		rotated := time.Now()
+		third := s.rotateSecret("backend", map[string]any{"grace": grace.String()})
 		got := s.mustAdmin("GET", "/admin/clients/backend", nil, http.StatusOK)
 		if _, ok := got["previous_secret_expires_at"].(string); !ok || got["client_secret"] != nil {
 			t.Errorf("GET after a rotation with grace: %v", got)
@@ -214,8 +216,8 @@ func TestE2ERotateClientSecret(t *testing.T) {
 }
 
 // TestCLIRotateClientSecret: the CLI rotates a secret on the database a
-// running server uses, which sees it at once; the secret comes from a file,
-// never from the command line.
+// running server uses, which sees it within a second; the secret comes
+// from a file, never from the command line.
 func TestCLIRotateClientSecret(t *testing.T) {
 	t.Parallel()
 	env := baseEnv(map[string]string{"BFF_DATABASE_URL": testdb.URL(t)})
@@ -228,6 +230,9 @@ func TestCLIRotateClientSecret(t *testing.T) {
 	if len(second) < 40 || out["previous_secret_expires_at"] == nil {
 		t.Fatalf("rotate-client-secret: %v", out)
 	}
+	within(t, 2*time.Second, "the server takes the secret the CLI made", func() bool {
+		return s.clientCredentials("backend", second).status == http.StatusOK
+	})
 	for name, secret := range map[string]string{"replaced (in its grace)": first, "new": second} {
 		if r := s.clientCredentials("backend", secret); r.status != http.StatusOK {
 			t.Errorf("the %s secret after the CLI rotation: %d %s", name, r.status, r.body)
@@ -242,6 +247,11 @@ func TestCLIRotateClientSecret(t *testing.T) {
 	if out := mustCLI(t, env, "admin", "rotate-client-secret", "backend", "--secret-file", file); out["client_secret"] != own || out["previous_secret_expires_at"] != nil {
 		t.Errorf("rotate-client-secret --secret-file: %v", out)
 	}
+	// The server hears of the change (LISTEN/NOTIFY) and forgets the
+	// client it cached.
+	within(t, 2*time.Second, "the server takes the secret the CLI set", func() bool {
+		return s.clientCredentials("backend", own).status == http.StatusOK
+	})
 	for name, c := range map[string]struct {
 		secret string
 		status int
