@@ -111,7 +111,9 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(*bff.Cl
 	}
 	var out bff.Client
 	err := s.inTx(ctx, "update client", func(tx pgx.Tx) error {
-		rows, _ := tx.Query(ctx, `SELECT `+clientColumns+` FROM clients WHERE id = $1 FOR UPDATE`, id)
+		// NO KEY UPDATE: concurrent updates wait for each other, token
+		// writes (which key-share lock the client) do not.
+		rows, _ := tx.Query(ctx, `SELECT `+clientColumns+` FROM clients WHERE id = $1 FOR NO KEY UPDATE`, id)
 		r, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[clientRow])
 		if err != nil {
 			return dbErr(fmt.Sprintf("client %q", id), err)

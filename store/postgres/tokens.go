@@ -75,10 +75,11 @@ func authTime(auth, issued time.Time) time.Time {
 }
 
 // allowTokens creates the family if it is new, and checks that it may get
-// tokens: not revoked, its user enabled and not reset since the family was
-// authenticated. The share locks taken here (user first, then family: the
-// order the disabling takes them in) make a concurrent revocation wait for
-// this transaction, or this one see it.
+// tokens: not revoked, its client the incarnation the tokens were issued
+// to, its user enabled and not reset since the family was authenticated.
+// The share locks taken here (user, client, then family: the order the
+// disabling and the client's deletion take them in) make a concurrent
+// revocation or deletion wait for this transaction, or this one see it.
 func (b *opBatch) allowTokens(ctx context.Context, tx pgx.Tx, familyID, clientID, incarnation string, userID int64, grant string, auth, at time.Time) error {
 	if b.checked[familyID] {
 		return nil
@@ -95,27 +96,31 @@ func (b *opBatch) allowTokens(ctx context.Context, tx pgx.Tx, familyID, clientID
 			return bff.ErrAccountDisabled
 		}
 	}
+	// The key share lock on the client (taken before the family's, in the
+	// order a deletion takes them: client, then its families) makes a
+	// deletion of the client wait for this transaction, and then take
+	// these tokens with it; or this one see the client gone, or created
+	// again (ADR 0019).
+	var clientIncarnation string
+	if err := tx.QueryRow(ctx, `SELECT incarnation FROM clients WHERE id = $1 FOR KEY SHARE`, clientID).
+		Scan(&clientIncarnation); err != nil {
+		return dbErr("token client", err)
+	}
+	if clientIncarnation != incarnation {
+		return fmt.Errorf("client %q was deleted while the request ran: %w", clientID, bff.ErrTokenRevoked)
+	}
 	if _, err := tx.Exec(ctx, `INSERT INTO token_families (id, client_id, user_id, grant_type, authenticated_at, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
 		familyID, clientID, nullUser(userID), grant, auth, at); err != nil {
 		return dbErr("create token family", err)
 	}
-	// The key share lock on the client makes its deletion wait for this
-	// transaction (and then take these tokens with it), or this one see
-	// the client gone or created again.
 	var revokedAt, familyAuth *time.Time
-	var clientIncarnation string
-	if err := tx.QueryRow(ctx, `SELECT f.revoked_at, f.authenticated_at, c.incarnation
-		FROM token_families f JOIN clients c ON c.id = f.client_id
-		WHERE f.id = $1 FOR SHARE OF f FOR KEY SHARE OF c`,
-		familyID).Scan(&revokedAt, &familyAuth, &clientIncarnation); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT revoked_at, authenticated_at FROM token_families WHERE id = $1 FOR SHARE`,
+		familyID).Scan(&revokedAt, &familyAuth); err != nil {
 		return dbErr("token family", err)
 	}
 	if revokedAt != nil {
 		return fmt.Errorf("token family: %w", bff.ErrTokenRevoked)
-	}
-	if clientIncarnation != incarnation {
-		return fmt.Errorf("client %q was deleted while the request ran: %w", clientID, bff.ErrTokenRevoked)
 	}
 	if familyAuth != nil {
 		auth = *familyAuth

@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ClientIncarnation", testClientIncarnation},
 		{"ClientSecretRotation", testClientSecretRotation},
 		{"TokensOfADeletedIncarnation", testTokensOfADeletedIncarnation},
+		{"DeleteClientRace", testDeleteClientRace},
 		{"Users", testUsers},
 		{"UserLifecycle", testUserLifecycle},
 		{"Keys", testKeys},
@@ -351,6 +352,75 @@ func testTokensOfADeletedIncarnation(t *testing.T, s store.Store) {
 	wantErr(t, "a token of the deleted incarnation in a live family", s.ApplyTokenOps(ctx, []store.TokenOp{
 		store.CreateAccessToken{Token: accessToken("a-late2", "f-second", exp), ClientIncarnation: "first"},
 	}), bff.ErrTokenRevoked)
+}
+
+// testDeleteClientRace: token writes of a client (new families and an
+// existing one) race its deletion and re-creation. Each write either
+// happens before the deletion, which then takes it away, or is refused;
+// no token of the deleted incarnation survives, and nothing deadlocks.
+func testDeleteClientRace(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := mustUser(t, s, "rae")
+	for i := range 10 {
+		first, second := fmt.Sprintf("first-%d", i), fmt.Sprintf("second-%d", i)
+		c := bff.Client{ID: "mobile", Public: true, GrantTypes: []string{bff.GrantPassword}, TokenType: bff.FormatBearer,
+			CreatedAt: now(), UpdatedAt: now(), Incarnation: first}
+		if err := s.CreateClient(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		live := fmt.Sprintf("live-%d", i)
+		seed := accessToken("seed-"+live, live, now().Add(time.Hour))
+		seed.UserID = u.ID
+		if err := s.ApplyTokenOps(ctx, []store.TokenOp{store.CreateAccessToken{Token: seed, ClientIncarnation: first}}); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var written []string
+		for w := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				family := fmt.Sprintf("f-%d-%d", i, w)
+				if w%2 == 0 {
+					family = live // rotation in a family that exists
+				}
+				a := accessToken(fmt.Sprintf("a-%d-%d", i, w), family, now().Add(time.Hour))
+				a.UserID = u.ID
+				r := refreshToken(fmt.Sprintf("r-%d-%d", i, w), family, now().Add(time.Hour))
+				r.UserID = u.ID
+				err := s.ApplyTokenOps(ctx, []store.TokenOp{
+					store.CreateAccessToken{Token: a, ClientIncarnation: first},
+					store.CreateRefreshToken{Token: r, ClientIncarnation: first},
+				})
+				switch {
+				case err == nil:
+					mu.Lock()
+					written = append(written, a.Signature)
+					mu.Unlock()
+				case errors.Is(err, bff.ErrTokenRevoked), errors.Is(err, bff.ErrNotFound):
+				default:
+					t.Errorf("round %d: a token write racing the deletion: %v", i, err)
+				}
+			}()
+		}
+		if err := s.DeleteClient(ctx, "mobile"); err != nil {
+			t.Fatal(err)
+		}
+		c.Incarnation = second
+		if err := s.CreateClient(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		for _, sig := range append(written, seed.Signature) {
+			if _, err := s.GetAccessToken(ctx, sig); !errors.Is(err, bff.ErrNotFound) {
+				t.Errorf("round %d: token %s of the deleted incarnation survived (%v)", i, sig, err)
+			}
+		}
+		if err := s.DeleteClient(ctx, "mobile"); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func testUsers(t *testing.T, s store.Store) {
