@@ -20,8 +20,9 @@ type ClientView struct {
 	JWTTokenType      string          `json:"jwt_token_type"` // "" leaves the label to the request
 	CreatedAt         time.Time       `json:"created_at"`
 	UpdatedAt         time.Time       `json:"updated_at"`
-	// PreviousSecretExpiresAt is when the secret a rotation replaced stops
-	// authenticating the client; absent when no replaced secret works.
+	// PreviousSecretExpiresAt is when the secret the last rotation replaced
+	// stops (or stopped) authenticating the client; absent when that
+	// rotation kept none.
 	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
 	// Secret is present once: in the answer to the creation of a
 	// confidential client, or to the rotation of its secret. Only its hash
