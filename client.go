@@ -1,6 +1,7 @@
 package bff
 
 import (
+	"crypto/subtle"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,8 +14,19 @@ type Client struct {
 	Name       string
 	Public     bool
 	SecretHash []byte // SHA-256 of the server-generated secret; nil for public clients
-	GrantTypes []string
-	Scopes     []string
+	// PreviousSecretHash is the hash of the secret a rotation replaced,
+	// which still authenticates until PreviousSecretExpiresAt (the
+	// rotation's grace); nil when there is none.
+	PreviousSecretHash      []byte
+	PreviousSecretExpiresAt time.Time
+	// Incarnation tells apart clients that had the same id one after the
+	// other: random, set when the client is created, never changed. Its
+	// JWTs carry it, and a JWT of another incarnation — a deleted client's,
+	// once the id is created again — is refused (ADR 0019). Clients created
+	// before incarnations existed have "", as have their JWTs.
+	Incarnation string
+	GrantTypes  []string
+	Scopes      []string
 	// TokenType is the format the client gets when nothing else decides.
 	TokenType TokenFormat
 	// JWTRolloutPercent is the share of users (0–100, sticky per user) who get JWTs.
@@ -63,6 +75,47 @@ func CanonicalJWTTokenType(s string) string {
 // client id cannot contain ':', so the two never collide (RFC 9068 §5, ADR
 // 16): a backend that keys on sub cannot take a client named "2" for user 2.
 func ClientSubject(clientID string) string { return "client:" + clientID }
+
+// NewIncarnation returns the incarnation of a client about to be created.
+func NewIncarnation() string { return RandomID(12) }
+
+// MaxSecretGrace bounds how long a replaced client secret keeps working
+// after a rotation.
+const MaxSecretGrace = 7 * 24 * time.Hour
+
+// AcceptsSecretHash reports whether sum, the hash of a presented secret,
+// authenticates the client at now: the current secret always, the one a
+// rotation replaced until its grace ends. It compares in constant time.
+func (c Client) AcceptsSecretHash(sum []byte, now time.Time) bool {
+	ok := len(c.SecretHash) == len(sum) && subtle.ConstantTimeCompare(c.SecretHash, sum) == 1
+	if c.PreviousSecretHash != nil && now.Before(c.PreviousSecretExpiresAt) {
+		prev := len(c.PreviousSecretHash) == len(sum) && subtle.ConstantTimeCompare(c.PreviousSecretHash, sum) == 1
+		ok = ok || prev
+	}
+	return ok
+}
+
+// RotateSecret makes newHash the client's secret. With a positive grace the
+// replaced secret keeps working until now+grace; without, it stops at once.
+// A secret replaced earlier, still in its grace, stops either way: at most
+// two secrets work at a time.
+func (c *Client) RotateSecret(newHash []byte, now time.Time, grace time.Duration) error {
+	switch {
+	case c.Public:
+		return fmt.Errorf("%w: a public client has no secret to rotate", ErrInvalidInput)
+	case grace < 0 || grace > MaxSecretGrace:
+		return fmt.Errorf("%w: grace must be between 0s and %s", ErrInvalidInput, MaxSecretGrace)
+	case len(c.SecretHash) == len(newHash) && subtle.ConstantTimeCompare(c.SecretHash, newHash) == 1:
+		return fmt.Errorf("%w: the new secret must differ from the current one", ErrInvalidInput)
+	}
+	c.PreviousSecretHash, c.PreviousSecretExpiresAt = nil, time.Time{}
+	if grace > 0 {
+		c.PreviousSecretHash, c.PreviousSecretExpiresAt = c.SecretHash, now.Add(grace)
+	}
+	c.SecretHash = newHash
+	c.UpdatedAt = now
+	return nil
+}
 
 // KnownGrantTypes are the grant types a client may be allowed.
 var KnownGrantTypes = []string{GrantPassword, GrantRefreshToken, GrantClientCredentials, GrantTokenExchange}

@@ -1,8 +1,10 @@
 package bff
 
 import (
+	"bytes"
 	"errors"
 	"testing"
+	"time"
 )
 
 // TestClientJWTTokenType: operators may type jwt_token_type in any case;
@@ -39,5 +41,67 @@ func TestClientJWTTokenType(t *testing.T) {
 	c := Client{ID: "app", TokenType: FormatBearer, GrantTypes: []string{GrantPassword}, JWTTokenType: "jwt"}
 	if err := c.Validate(); !errors.Is(err, ErrInvalidInput) {
 		t.Errorf("Validate() with jwt_token_type \"jwt\" = %v, want ErrInvalidInput", err)
+	}
+}
+
+// TestClientRotateSecret: the rules of a secret rotation (ADR 0019): the
+// replaced secret works until the grace ends, not at its end; a second
+// rotation drops the secret the first replaced; refused rotations change
+// nothing.
+func TestClientRotateSecret(t *testing.T) {
+	t.Parallel()
+	a, b, c := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32), bytes.Repeat([]byte{3}, 32)
+	t0 := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	cl := Client{ID: "backend", SecretHash: a}
+	for _, tt := range []struct {
+		name  string
+		c     Client
+		hash  []byte
+		grace time.Duration
+	}{
+		{"public client", Client{ID: "app", Public: true}, b, 0},
+		{"negative grace", cl, b, -time.Second},
+		{"grace over the limit", cl, b, MaxSecretGrace + time.Second},
+		{"the current secret", cl, a, time.Hour},
+	} {
+		before := tt.c
+		if err := tt.c.RotateSecret(tt.hash, t0, tt.grace); !errors.Is(err, ErrInvalidInput) {
+			t.Errorf("%s: %v, want ErrInvalidInput", tt.name, err)
+		}
+		if !bytes.Equal(tt.c.SecretHash, before.SecretHash) || tt.c.PreviousSecretHash != nil {
+			t.Errorf("%s: a refused rotation changed the client: %+v", tt.name, tt.c)
+		}
+	}
+
+	if err := cl.RotateSecret(b, t0, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if !cl.UpdatedAt.Equal(t0) {
+		t.Errorf("UpdatedAt = %v", cl.UpdatedAt)
+	}
+	for _, tt := range []struct {
+		hash []byte
+		at   time.Duration
+		want bool
+	}{
+		{b, 0, true}, {b, 48 * time.Hour, true},
+		{a, 0, true}, {a, time.Hour - time.Nanosecond, true}, {a, time.Hour, false},
+		{c, 0, false}, {nil, 0, false}, {a[:31], 0, false},
+	} {
+		if got := cl.AcceptsSecretHash(tt.hash, t0.Add(tt.at)); got != tt.want {
+			t.Errorf("after a rotation with 1h grace: AcceptsSecretHash(%x, +%s) = %v", tt.hash, tt.at, got)
+		}
+	}
+	if err := cl.RotateSecret(c, t0.Add(time.Minute), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if cl.AcceptsSecretHash(a, t0.Add(2*time.Minute)) || !cl.AcceptsSecretHash(b, t0.Add(2*time.Minute)) || !cl.AcceptsSecretHash(c, t0) {
+		t.Error("a second rotation must drop the first replaced secret and keep the second in its grace")
+	}
+	if err := cl.RotateSecret(a, t0.Add(2*time.Minute), 0); err != nil {
+		t.Fatal(err)
+	}
+	if cl.PreviousSecretHash != nil || !cl.PreviousSecretExpiresAt.IsZero() || cl.AcceptsSecretHash(c, t0.Add(2*time.Minute)) {
+		t.Errorf("a rotation without grace kept the replaced secret: %+v", cl)
 	}
 }

@@ -59,7 +59,7 @@ func (s *Service) CreateClient(ctx context.Context, in NewClient) (CreatedClient
 		ID: in.ID, Name: in.Name, Public: in.Public, GrantTypes: in.GrantTypes, Scopes: in.Scopes,
 		TokenType: in.TokenType, JWTRolloutPercent: in.JWTRolloutPercent, JWTEnabled: true,
 		Restricted: in.Restricted, JWTTokenType: bff.CanonicalJWTTokenType(in.JWTTokenType),
-		CreatedAt: now, UpdatedAt: now,
+		CreatedAt: now, UpdatedAt: now, Incarnation: bff.NewIncarnation(),
 	}
 	if c.TokenType == "" {
 		c.TokenType = bff.FormatBearer
@@ -151,6 +151,71 @@ func (s *Service) UpdateClient(ctx context.Context, id string, p ClientPatch) (b
 		c.UpdatedAt = time.Now().UTC()
 		return c.Validate()
 	})
+}
+
+// SecretRotation asks for a new secret of a confidential client.
+type SecretRotation struct {
+	// Secret is the new secret; "" lets the server generate one. An
+	// operator's own secret must be as hard to guess as a generated one:
+	// 32–256 printable ASCII characters.
+	Secret string `json:"secret"`
+	// Grace is how long the replaced secret keeps working, as a Go
+	// duration ("1h"); "" or "0s" ends it at once. At most 168h.
+	Grace string `json:"grace"`
+}
+
+// RotatedSecret is a client after a rotation and its new secret, shown
+// this once and stored only hashed.
+type RotatedSecret struct {
+	Client bff.Client
+	Secret string
+}
+
+// Bounds of an operator-chosen client secret. Secrets are stored as one
+// SHA-256 (fosite_store.go), which is only as strong as the secret.
+const (
+	minClientSecret = 32
+	maxClientSecret = 256
+)
+
+// RotateClientSecret gives a confidential client a new secret (generated
+// unless in.Secret is set). During the grace the replaced secret still
+// authenticates; a secret replaced by an earlier rotation stops at once.
+// A public client is ErrInvalidInput.
+func (s *Service) RotateClientSecret(ctx context.Context, id string, in SecretRotation) (RotatedSecret, error) {
+	var grace time.Duration
+	if in.Grace != "" {
+		d, err := time.ParseDuration(in.Grace)
+		if err != nil {
+			return RotatedSecret{}, fmt.Errorf("%w: grace must be a duration such as \"1h\" or \"90s\"", bff.ErrInvalidInput)
+		}
+		grace = d
+	}
+	secret := in.Secret
+	if secret == "" {
+		secret = bff.RandomID(32) // 256 bits
+	} else if err := validateClientSecret(secret); err != nil {
+		return RotatedSecret{}, err
+	}
+	c, err := s.store.UpdateClient(ctx, id, func(c *bff.Client) error {
+		return c.RotateSecret(oauth.HashClientSecret(secret), time.Now().UTC(), grace)
+	})
+	if err != nil {
+		return RotatedSecret{}, err
+	}
+	return RotatedSecret{Client: c, Secret: secret}, nil
+}
+
+func validateClientSecret(secret string) error {
+	if len(secret) < minClientSecret || len(secret) > maxClientSecret {
+		return fmt.Errorf("%w: secret must be %d–%d characters", bff.ErrInvalidInput, minClientSecret, maxClientSecret)
+	}
+	for _, r := range secret {
+		if r < 0x21 || r > 0x7e {
+			return fmt.Errorf("%w: secret may hold printable ASCII characters only, no spaces", bff.ErrInvalidInput)
+		}
+	}
+	return nil
 }
 
 // GetClient returns a client.

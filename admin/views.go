@@ -20,18 +20,28 @@ type ClientView struct {
 	JWTTokenType      string          `json:"jwt_token_type"` // "" leaves the label to the request
 	CreatedAt         time.Time       `json:"created_at"`
 	UpdatedAt         time.Time       `json:"updated_at"`
+	// PreviousSecretExpiresAt is when the secret the last rotation replaced
+	// stops (or stopped) authenticating the client; absent when that
+	// rotation kept none.
+	PreviousSecretExpiresAt *time.Time `json:"previous_secret_expires_at,omitempty"`
 	// Secret is present once: in the answer to the creation of a
-	// confidential client. Only its hash is stored.
+	// confidential client, or to the rotation of its secret. Only its hash
+	// is stored.
 	Secret string `json:"client_secret,omitempty"`
 }
 
 // ViewClient returns the operator's view of c; never the secret hash.
 func ViewClient(c bff.Client) ClientView {
-	return ClientView{
+	v := ClientView{
 		ID: c.ID, Name: c.Name, Public: c.Public, GrantTypes: c.GrantTypes, Scopes: c.Scopes,
 		TokenType: c.TokenType, JWTRolloutPercent: c.JWTRolloutPercent, JWTEnabled: c.JWTEnabled,
 		Restricted: c.Restricted, JWTTokenType: c.JWTTokenType, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 	}
+	if c.PreviousSecretHash != nil {
+		exp := c.PreviousSecretExpiresAt
+		v.PreviousSecretExpiresAt = &exp
+	}
+	return v
 }
 
 // UserView is how a user appears to operators; never the password hash.

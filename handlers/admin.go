@@ -20,7 +20,13 @@ const maxAdminBody = 64 << 10
 
 // decodeJSON reads a JSON body strictly: unknown fields and trailing data
 // are errors, so that a typo in a field name is not silently ignored.
-func decodeJSON(c echo.Context, v any) error {
+func decodeJSON(c echo.Context, v any) error { return decodeBody(c, v, true) }
+
+// decodeOptionalJSON is decodeJSON for a body that may be left out: an
+// empty body leaves v as it is.
+func decodeOptionalJSON(c echo.Context, v any) error { return decodeBody(c, v, false) }
+
+func decodeBody(c echo.Context, v any, required bool) error {
 	r := c.Request()
 	body := http.MaxBytesReader(c.Response(), r.Body, maxAdminBody)
 	dec := json.NewDecoder(body)
@@ -31,6 +37,9 @@ func decodeJSON(c echo.Context, v any) error {
 			return errBodyTooLarge
 		}
 		if errors.Is(err, io.EOF) {
+			if !required {
+				return nil
+			}
 			return fmt.Errorf("%w: a JSON body is required", bff.ErrInvalidInput)
 		}
 		return fmt.Errorf("%w: malformed JSON body: %s", bff.ErrInvalidInput, jsonErrorText(err))
@@ -112,6 +121,23 @@ func handleDeleteClient(svc *admin.Service) echo.HandlerFunc {
 			return err
 		}
 		return c.NoContent(http.StatusNoContent)
+	}
+}
+
+func handleRotateClientSecret(svc *admin.Service) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		var in admin.SecretRotation
+		if err := decodeOptionalJSON(c, &in); err != nil {
+			return err
+		}
+		rotated, err := svc.RotateClientSecret(c.Request().Context(), c.Param("id"), in)
+		if err != nil {
+			return err
+		}
+		out := admin.ViewClient(rotated.Client)
+		out.Secret = rotated.Secret
+		c.Response().Header().Set("Cache-Control", "no-store")
+		return c.JSON(http.StatusOK, out)
 	}
 }
 

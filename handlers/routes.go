@@ -60,6 +60,7 @@ func adminRoutes(e *echo.Echo, d Deps) {
 	a.GET("/clients/:id", handleGetClient(d.Admin), auth)
 	a.PATCH("/clients/:id", handleUpdateClient(d.Admin), auth)
 	a.DELETE("/clients/:id", handleDeleteClient(d.Admin), auth)
+	a.POST("/clients/:id/secret", handleRotateClientSecret(d.Admin), auth)
 
 	a.POST("/users", handleCreateUser(d.Admin), auth)
 	a.GET("/users/:id", handleGetUser(d.Admin), auth)

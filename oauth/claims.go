@@ -42,6 +42,11 @@ type AccessClaims struct {
 	FamilyName        string   `json:"family_name,omitempty"`
 	Administrator     *bool    `json:"administrator,omitempty"`
 	Superuser         *bool    `json:"superuser,omitempty"`
+	// ClientIncarnation is the incarnation of the client the token was
+	// issued to (ADR 0019): a JWT of a deleted client does not pass for
+	// one of a client later created with the same id. Absent for clients
+	// created before incarnations existed.
+	ClientIncarnation string `json:"client_incarnation,omitempty"`
 }
 
 // Audience is the aud claim: issued as one string, accepted as a string or
@@ -76,16 +81,18 @@ func (a Audience) Contains(aud string) bool { return slices.Contains(a, aud) }
 
 // ClaimsInput is everything an access-token claim set is built from.
 type ClaimsInput struct {
-	Issuer     string
-	Audience   string
-	User       *bff.User // nil for client credentials
-	ClientID   string
-	Scopes     []string
-	GrantType  string
-	Restricted bool
-	IssuedAt   time.Time
-	ExpiresAt  time.Time
-	JTI        string
+	Issuer   string
+	Audience string
+	User     *bff.User // nil for client credentials
+	ClientID string
+	// ClientIncarnation is the client's Incarnation.
+	ClientIncarnation string
+	Scopes            []string
+	GrantType         string
+	Restricted        bool
+	IssuedAt          time.Time
+	ExpiresAt         time.Time
+	JTI               string
 }
 
 // NewAccessClaims builds the claim set of a JWT access token. It is the one
@@ -99,7 +106,7 @@ func NewAccessClaims(in ClaimsInput) AccessClaims {
 		Issuer: in.Issuer, Audience: Audience{in.Audience}, ClientID: in.ClientID,
 		IssuedAt: in.IssuedAt.Unix(), Expiry: in.ExpiresAt.Unix(), JTI: in.JTI,
 		Scope: strings.Join(scopes, " "), Scopes: scopes, GrantType: in.GrantType,
-		IsRestricted: in.Restricted, Version: ClaimsVersion,
+		IsRestricted: in.Restricted, Version: ClaimsVersion, ClientIncarnation: in.ClientIncarnation,
 		Subject: bff.ClientSubject(in.ClientID), // RFC 9068 §2.2: the client, when no user is involved
 	}
 	if u := in.User; u != nil {

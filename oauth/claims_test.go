@@ -59,7 +59,7 @@ func TestAccessClaimsGolden(t *testing.T) {
 				in.User, in.Scopes = &u, []string{"read", "email"}
 			},
 			present: []string{"preferred_username", "user_id", "email", "email_verified"},
-			absent:  []string{"name", "given_name", "family_name", "administrator", "superuser", "nbf"},
+			absent:  []string{"name", "given_name", "family_name", "administrator", "superuser", "nbf", "client_incarnation"},
 		},
 		{
 			golden: "access_claims_user_profile",
@@ -91,6 +91,16 @@ func TestAccessClaimsGolden(t *testing.T) {
 			},
 			present: []string{"email", "email_verified"},
 			absent:  []string{"name", "administrator", "superuser"},
+		},
+		{
+			// A client created since incarnations exist (ADR 0019); a
+			// client from before has none, and neither have its JWTs.
+			golden: "access_claims_client_incarnation",
+			in: func(in *oauth.ClaimsInput) {
+				u := claimsUser
+				in.User, in.Scopes, in.ClientIncarnation = &u, []string{"read"}, "3q2-7wA_incarn"
+			},
+			present: []string{"client_incarnation"},
 		},
 		{
 			golden: "access_claims_no_scopes",

@@ -193,7 +193,7 @@ func (s *fositeStore) CreateAccessTokenSession(ctx context.Context, signature st
 	} else {
 		t.Format = bff.FormatBearer
 	}
-	return s.apply(ctx, store.CreateAccessToken{Token: t})
+	return s.apply(ctx, store.CreateAccessToken{Token: t, ClientIncarnation: clientOf(r).Incarnation})
 }
 
 func (s *fositeStore) GetAccessTokenSession(ctx context.Context, signature string, _ fosite.Session) (fosite.Requester, error) {
@@ -243,7 +243,7 @@ func (s *fositeStore) CreateRefreshTokenSession(ctx context.Context, signature, 
 		ClientID: r.GetClient().GetID(), UserID: sess.UserID, GrantType: sess.GrantType,
 		Scopes: scopes, IssuedAt: time.Now().UTC(),
 		ExpiresAt: sess.GetExpiresAt(fosite.RefreshToken), AuthTime: sess.AuthTime, Request: data,
-	}})
+	}, ClientIncarnation: clientOf(r).Incarnation})
 }
 
 // GetRefreshTokenSession loads a refresh token for the refresh grant. It is

@@ -72,18 +72,19 @@ const fuzzKID = "fuzz-test-key"
 // public client "mobile", the user "alice" (id 1, its subject in the seed
 // corpus), and a published ES256 key of the test's, kid fuzzKID.
 type fuzzEnv struct {
-	env  *testenv.Env
-	v    *oauth.Validator
-	key  *ecdsa.PrivateKey // published as fuzzKID
-	jwt  string            // a JWT the service issued
-	user bff.User
+	env    *testenv.Env
+	v      *oauth.Validator
+	key    *ecdsa.PrivateKey // published as fuzzKID
+	jwt    string            // a JWT the service issued
+	user   bff.User
+	client bff.Client
 }
 
 func newFuzzEnv(f testing.TB) *fuzzEnv {
 	f.Helper()
 	ctx := context.Background()
 	env := testenv.New(f, testenv.Options{})
-	env.PublicClient(f, "mobile")
+	client := env.PublicClient(f, "mobile")
 	u, err := env.Store.CreateUser(ctx, bff.User{Username: "alice", Email: "alice@example.com", Name: "Test alice",
 		PasswordHash: cheapHash, EmailVerified: true})
 	if err != nil {
@@ -118,7 +119,7 @@ func newFuzzEnv(f testing.TB) *fuzzEnv {
 	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != 200 || !oauth.IsJWT(body.AccessToken) {
 		f.Fatalf("password grant: %d %s", rec.Code, rec.Body)
 	}
-	return &fuzzEnv{env: env, v: env.OAuth.Validator(), key: priv, jwt: body.AccessToken, user: u}
+	return &fuzzEnv{env: env, v: env.OAuth.Validator(), key: priv, jwt: body.AccessToken, user: u, client: client}
 }
 
 // FuzzVerifyJWT presents arbitrary tokens. Whatever the validator accepts
@@ -160,7 +161,8 @@ func FuzzVerifyJWTClaims(f *testing.F) {
 	header := `{"alg":"ES256","kid":"` + fuzzKID + `","typ":"at+jwt"}`
 	payload, err := json.Marshal(oauth.NewAccessClaims(oauth.ClaimsInput{
 		Issuer: testenv.Issuer, Audience: testenv.Audience, User: &fe.user, ClientID: "mobile",
-		Scopes: []string{"read", "profile"}, GrantType: bff.GrantPassword,
+		ClientIncarnation: fe.client.Incarnation,
+		Scopes:            []string{"read", "profile"}, GrantType: bff.GrantPassword,
 		IssuedAt: now, ExpiresAt: now.Add(10 * time.Minute), JTI: "fuzz-jti",
 	}))
 	if err != nil {

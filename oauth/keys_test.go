@@ -173,9 +173,9 @@ func sharedStore(t *testing.T) (*memory.Store, bff.Client, bff.User) {
 	return st, c, u
 }
 
-func signFor(t *testing.T, km *oauth.KeyManager, u bff.User, clientID string) string {
+func signFor(t *testing.T, km *oauth.KeyManager, u bff.User, c bff.Client) string {
 	t.Helper()
-	tok, err := km.Sign(claimsMap(t, &u, clientID, time.Now()))
+	tok, err := km.Sign(claimsMap(t, &u, c, time.Now()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func TestKeysAcrossInstances(t *testing.T) {
 	if slices.Contains(kids(b.keys.Published()), kid) {
 		t.Fatalf("B knows %s before looking it up; the test proves nothing", kid)
 	}
-	tok := signFor(t, a.keys, u, c.ID)
+	tok := signFor(t, a.keys, u, c)
 	p, err := b.svc.Validator().Validate(ctx, bearer(tok))
 	if err != nil {
 		t.Fatalf("B validating A's JWT with a kid new to B: %v", err)
@@ -270,7 +270,7 @@ func TestRetiredKeysLeaveTheJWKS(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := inst.keys.CurrentKID()
-	tok := signFor(t, inst.keys, u, c.ID)
+	tok := signFor(t, inst.keys, u, c)
 
 	// Rotate in the store as if it had happened long ago: the key that was
 	// current retired beyond the access-token lifetime (and the grace).
@@ -362,7 +362,7 @@ func TestServiceJWTIsNotAnAccessToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	claims := claimsMap(t, &u, c.ID, time.Now())
+	claims := claimsMap(t, &u, c, time.Now())
 	access, err := inst.keys.Sign(claims)
 	if err != nil {
 		t.Fatal(err)

@@ -37,7 +37,8 @@ type Config struct {
 	PasswordChecks PasswordCheckLimits
 	// Social reaches the Google, Facebook and Apple sign-in providers.
 	Social SocialConfig
-	// Now is the clock of the validator and of the social exchange (Apple
+	// Now is the clock of the validator, of client authentication (a
+	// rotated secret's grace) and of the social exchange (Apple
 	// id_token expiry, cached provider answers); nil means time.Now. Tests
 	// move it to see tokens expire.
 	Now func() time.Time
@@ -57,6 +58,7 @@ type Service struct {
 	hashQueue hashQueue     // bounds the requests waiting for a slot
 	social    *social
 	log       *slog.Logger
+	now       func() time.Time // the clock of client authentication (a rotated secret's grace)
 }
 
 // PasswordCheckLimits bound the password checks: each takes tens of
@@ -120,7 +122,7 @@ func NewService(st store.Store, keys *KeyManager, secrets *Secrets, cfg Config, 
 		pc.Wait = DefaultPasswordCheckWait
 	}
 	s := &Service{cfg: cfg, secrets: secrets, store: st, keys: keys, throttle: NewThrottle(st, cfg.Throttle),
-		social: soc, log: log, hashSlots: make(chan struct{}, pc.Slots)}
+		social: soc, log: log, hashSlots: make(chan struct{}, pc.Slots), now: now}
 	s.hashQueue.max, s.hashQueue.wait = int64(pc.Queue), pc.Wait
 	s.fstore = &fositeStore{store: st, grace: cfg.RefreshReuseGrace, auth: s.authenticate}
 
@@ -304,7 +306,7 @@ func (s *Service) authenticateClient(ctx context.Context, r *http.Request, form 
 		}
 		return fositeClient{c}, nil
 	}
-	if secret == "" || (secretHasher{}).Compare(ctx, c.SecretHash, []byte(secret)) != nil {
+	if secret == "" || !c.AcceptsSecretHash(HashClientSecret(secret), s.now()) {
 		return nil, fosite.ErrInvalidClient.WithHint("Client authentication failed.")
 	}
 	return fositeClient{c}, nil

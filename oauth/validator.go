@@ -247,6 +247,11 @@ func (v *Validator) validateJWT(ctx context.Context, token string) (_ bff.Princi
 	if err != nil {
 		return bff.Principal{}, err
 	}
+	if claims.ClientIncarnation != client.Incarnation {
+		// Issued to an earlier client of this id, since deleted: that
+		// client is unknown, whatever has its id now (ADR 0019).
+		return bff.Principal{}, fmt.Errorf("%w: unknown client (a deleted client of this id)", bff.ErrInvalidToken)
+	}
 	defer func() { err = withClient(client.ID, err) }()
 	if !v.now().Before(time.Unix(claims.Expiry, 0)) {
 		return bff.Principal{}, bff.ErrTokenExpired

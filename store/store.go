@@ -88,10 +88,11 @@ type Keys interface {
 // Tokens keeps issued tokens and their families.
 type Tokens interface {
 	// ApplyTokenOps applies every op in one transaction, in order. A token
-	// is only created while its family is not revoked and its user is
-	// enabled and has not changed the password since the family's AuthTime
-	// (ErrTokenRevoked, ErrAccountDisabled otherwise); the check holds a
-	// share lock on the rows, so it cannot race a revocation.
+	// is only created while its family is not revoked, its client is the
+	// incarnation it was issued to, and its user is enabled and has not
+	// changed the password since the family's AuthTime (ErrTokenRevoked,
+	// ErrAccountDisabled otherwise); the check holds a share lock on the
+	// rows, so it cannot race a revocation or the deletion of the client.
 	ApplyTokenOps(ctx context.Context, ops []TokenOp) error
 	// GetAccessToken returns an access token by signature; RevokedAt is set
 	// when the token or its family is revoked.
@@ -289,12 +290,21 @@ func CheckIdempotencyKey(key string) error {
 type TokenOp interface{ tokenOp() }
 
 // CreateAccessToken stores a new access token, creating its family when it
-// is the first token of it.
-type CreateAccessToken struct{ Token bff.AccessToken }
+// is the first token of it. ClientIncarnation is the incarnation of the
+// client the token was issued to: when the client was deleted, and its id
+// created again, while the request ran, the write is ErrTokenRevoked (ADR
+// 0019).
+type CreateAccessToken struct {
+	Token             bff.AccessToken
+	ClientIncarnation string
+}
 
 // CreateRefreshToken stores a new refresh token, creating its family when it
-// is the first token of it.
-type CreateRefreshToken struct{ Token bff.RefreshToken }
+// is the first token of it; ClientIncarnation as for CreateAccessToken.
+type CreateRefreshToken struct {
+	Token             bff.RefreshToken
+	ClientIncarnation string
+}
 
 // MarkRefreshRotated records that a refresh token was used; only the first
 // use's time is kept, which is what the reuse grace is measured from.

@@ -75,6 +75,9 @@ const adminUsage = `admin commands (JSON on stdout; they need BFF_DATABASE_URL a
                 [--rollout 0-100] [--jwt-enabled true|false] [--restricted true|false]
                 [--jwt-token-type JWT|Bearer|""]
   delete-client ID
+  rotate-client-secret ID [--grace 1h] [--secret-file F | --secret-stdin]
+                a new secret for a confidential client (generated unless given), shown once;
+                the replaced one keeps working for the grace (default 0s: stops at once)
   create-user --username U --email E [--name N] [--staff] [--superuser] [--password-file F | --password-stdin]
   get-user ID
   disable-user ID
@@ -150,11 +153,17 @@ func (o *optional) String() string     { return o.val }
 func (o *optional) Set(v string) error { o.set, o.val = true, v; return nil }
 
 func readPassword(file string, fromStdin bool) (string, error) {
+	return readSecret(file, fromStdin, "password")
+}
+
+// readSecret reads what --<flag>-file or --<flag>-stdin names: "" when
+// neither is given.
+func readSecret(file string, fromStdin bool, flag string) (string, error) {
 	var b []byte
 	var err error
 	switch {
 	case file != "" && fromStdin:
-		return "", fmt.Errorf("%w: use --password-file or --password-stdin, not both", errUsage)
+		return "", fmt.Errorf("%w: use --%s-file or --%s-stdin, not both", errUsage, flag, flag)
 	case file != "":
 		b, err = os.ReadFile(file)
 	case fromStdin:
@@ -163,7 +172,7 @@ func readPassword(file string, fromStdin bool) (string, error) {
 		return "", nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("read password: %w", err)
+		return "", fmt.Errorf("read %s: %w", flag, err)
 	}
 	return strings.TrimRight(string(b), "\r\n"), nil
 }
@@ -258,6 +267,31 @@ func runAdmin(ctx context.Context, svc *admin.Service, cmd string, args []string
 			return nil, err
 		}
 		return admin.ViewClient(c), nil
+	case "rotate-client-secret":
+		var in admin.SecretRotation
+		var secretFile string
+		var secretStdin bool
+		fs.StringVar(&in.Grace, "grace", "", "how long the replaced secret keeps working (Go duration, at most 168h)")
+		fs.StringVar(&secretFile, "secret-file", "", "file holding the new secret (default: generate one)")
+		fs.BoolVar(&secretStdin, "secret-stdin", false, "read the new secret from stdin")
+		if err := parseInterspersed(fs, args); err != nil {
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		id, err := positionalID(fs, cmd)
+		if err != nil {
+			return nil, err
+		}
+		// Never on the command line, where ps and shell histories see it.
+		if in.Secret, err = readSecret(secretFile, secretStdin, "secret"); err != nil {
+			return nil, err
+		}
+		rotated, err := svc.RotateClientSecret(ctx, id, in)
+		if err != nil {
+			return nil, err
+		}
+		v := admin.ViewClient(rotated.Client)
+		v.Secret = rotated.Secret
+		return v, nil
 	case "update-client":
 		var name, grants, scopes, tokenType, rollout, jwtEnabled, restricted, jwtTokenType optional
 		fs.Var(&name, "name", "")

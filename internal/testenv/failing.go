@@ -234,3 +234,10 @@ func (f *FailingStore) DeleteAdminSession(ctx context.Context, id string) error 
 	}
 	return f.Store.DeleteAdminSession(ctx, id)
 }
+
+func (f *FailingStore) UpdateClient(ctx context.Context, id string, update func(*bff.Client) error) (bff.Client, error) {
+	if err := f.write(); err != nil {
+		return bff.Client{}, err
+	}
+	return f.Store.UpdateClient(ctx, id, update)
+}

@@ -129,7 +129,8 @@ func (s *Store) UpdateClient(_ context.Context, id string, update func(*bff.Clie
 	if err := update(&c); err != nil {
 		return bff.Client{}, err
 	}
-	c.ID = id
+	old := s.clients[id]
+	c.ID, c.Incarnation, c.CreatedAt = id, old.Incarnation, old.CreatedAt // never changed
 	s.clients[id] = cloneClient(c)
 	return c, nil
 }
@@ -168,6 +169,7 @@ func (s *Store) DeleteClient(_ context.Context, id string) error {
 
 func cloneClient(c bff.Client) bff.Client {
 	c.SecretHash = slices.Clone(c.SecretHash)
+	c.PreviousSecretHash = slices.Clone(c.PreviousSecretHash)
 	c.GrantTypes = slices.Clone(c.GrantTypes)
 	c.Scopes = slices.Clone(c.Scopes)
 	return c
@@ -460,6 +462,19 @@ func (s *Store) checkFamilyLocked(familyID string, userID int64, auth time.Time)
 	return nil
 }
 
+// checkIncarnationLocked: a token is only created for the incarnation of
+// its client it was issued to.
+func (s *Store) checkIncarnationLocked(clientID, incarnation string) error {
+	c, ok := s.clients[clientID]
+	if !ok {
+		return fmt.Errorf("client %q: %w", clientID, bff.ErrNotFound)
+	}
+	if c.Incarnation != incarnation {
+		return fmt.Errorf("client %q was deleted while the request ran: %w", clientID, bff.ErrTokenRevoked)
+	}
+	return nil
+}
+
 func (s *Store) checkOpsLocked(ops []store.TokenOp) error {
 	createdAccess := map[string]bool{}
 	createdRefresh := map[string]bool{}
@@ -470,8 +485,8 @@ func (s *Store) checkOpsLocked(ops []store.TokenOp) error {
 			if _, ok := s.access[sig]; ok || createdAccess[sig] {
 				return fmt.Errorf("access token: %w", bff.ErrConflict)
 			}
-			if _, ok := s.clients[op.Token.ClientID]; !ok {
-				return fmt.Errorf("access token client %q: %w", op.Token.ClientID, bff.ErrNotFound)
+			if err := s.checkIncarnationLocked(op.Token.ClientID, op.ClientIncarnation); err != nil {
+				return fmt.Errorf("access token: %w", err)
 			}
 			if err := s.checkFamilyLocked(op.Token.FamilyID, op.Token.UserID, authTime(op.Token.AuthTime, op.Token.IssuedAt)); err != nil {
 				return err
@@ -482,8 +497,8 @@ func (s *Store) checkOpsLocked(ops []store.TokenOp) error {
 			if _, ok := s.refresh[sig]; ok || createdRefresh[sig] {
 				return fmt.Errorf("refresh token: %w", bff.ErrConflict)
 			}
-			if _, ok := s.clients[op.Token.ClientID]; !ok {
-				return fmt.Errorf("refresh token client %q: %w", op.Token.ClientID, bff.ErrNotFound)
+			if err := s.checkIncarnationLocked(op.Token.ClientID, op.ClientIncarnation); err != nil {
+				return fmt.Errorf("refresh token: %w", err)
 			}
 			if err := s.checkFamilyLocked(op.Token.FamilyID, op.Token.UserID, authTime(op.Token.AuthTime, op.Token.IssuedAt)); err != nil {
 				return err

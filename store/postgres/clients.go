@@ -25,18 +25,38 @@ type clientRow struct {
 	JWTTokenType      string    `db:"jwt_token_type"`
 	CreatedAt         time.Time `db:"created_at"`
 	UpdatedAt         time.Time `db:"updated_at"`
+	Incarnation       string    `db:"incarnation"`
+	// PreviousSecretHash and PreviousSecretExpiresAt are both set or both
+	// NULL (a CHECK says so).
+	PreviousSecretHash      []byte     `db:"previous_secret_hash"`
+	PreviousSecretExpiresAt *time.Time `db:"previous_secret_expires_at"`
 }
 
 const clientColumns = `id, name, public, secret_hash, grant_types, scopes, token_type,
-	jwt_rollout_percent, jwt_enabled, restricted, created_at, updated_at, jwt_token_type`
+	jwt_rollout_percent, jwt_enabled, restricted, created_at, updated_at, jwt_token_type,
+	incarnation, previous_secret_hash, previous_secret_expires_at`
 
 func (r clientRow) client() bff.Client {
-	return bff.Client{
+	c := bff.Client{
 		ID: r.ID, Name: r.Name, Public: r.Public, SecretHash: r.SecretHash,
 		GrantTypes: r.GrantTypes, Scopes: r.Scopes, TokenType: bff.TokenFormat(r.TokenType),
 		JWTRolloutPercent: r.JWTRolloutPercent, JWTEnabled: r.JWTEnabled, Restricted: r.Restricted,
 		JWTTokenType: r.JWTTokenType, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		Incarnation: r.Incarnation,
 	}
+	if r.PreviousSecretHash != nil && r.PreviousSecretExpiresAt != nil {
+		c.PreviousSecretHash, c.PreviousSecretExpiresAt = r.PreviousSecretHash, *r.PreviousSecretExpiresAt
+	}
+	return c
+}
+
+// previousSecret is what the previous_secret_* columns hold for c: both
+// NULL when it has no previous secret.
+func previousSecret(c bff.Client) ([]byte, *time.Time) {
+	if c.PreviousSecretHash == nil {
+		return nil, nil
+	}
+	return c.PreviousSecretHash, &c.PreviousSecretExpiresAt
 }
 
 func nonNil(s []string) []string {
@@ -48,10 +68,12 @@ func nonNil(s []string) []string {
 
 // CreateClient stores a new client.
 func (s *Store) CreateClient(ctx context.Context, c bff.Client) error {
+	prevHash, prevExp := previousSecret(c)
 	_, err := s.pool.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 		c.ID, c.Name, c.Public, c.SecretHash, nonNil(c.GrantTypes), nonNil(c.Scopes), string(c.TokenType),
-		c.JWTRolloutPercent, c.JWTEnabled, c.Restricted, c.CreatedAt, c.UpdatedAt, c.JWTTokenType)
+		c.JWTRolloutPercent, c.JWTEnabled, c.Restricted, c.CreatedAt, c.UpdatedAt, c.JWTTokenType,
+		c.Incarnation, prevHash, prevExp)
 	return dbErr("create client", err)
 }
 
@@ -89,7 +111,9 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(*bff.Cl
 	}
 	var out bff.Client
 	err := s.inTx(ctx, "update client", func(tx pgx.Tx) error {
-		rows, _ := tx.Query(ctx, `SELECT `+clientColumns+` FROM clients WHERE id = $1 FOR UPDATE`, id)
+		// NO KEY UPDATE: concurrent updates wait for each other, token
+		// writes (which key-share lock the client) do not.
+		rows, _ := tx.Query(ctx, `SELECT `+clientColumns+` FROM clients WHERE id = $1 FOR NO KEY UPDATE`, id)
 		r, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[clientRow])
 		if err != nil {
 			return dbErr(fmt.Sprintf("client %q", id), err)
@@ -98,12 +122,14 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(*bff.Cl
 		if err := update(&c); err != nil {
 			return err
 		}
-		c.ID = id
+		c.ID, c.Incarnation, c.CreatedAt = id, r.Incarnation, r.CreatedAt // never changed
+		prevHash, prevExp := previousSecret(c)
 		_, err = tx.Exec(ctx, `UPDATE clients SET name = $2, public = $3, secret_hash = $4, grant_types = $5,
 			scopes = $6, token_type = $7, jwt_rollout_percent = $8, jwt_enabled = $9, restricted = $10,
-			updated_at = $11, jwt_token_type = $12 WHERE id = $1`,
+			updated_at = $11, jwt_token_type = $12, previous_secret_hash = $13,
+			previous_secret_expires_at = $14 WHERE id = $1`,
 			c.ID, c.Name, c.Public, c.SecretHash, nonNil(c.GrantTypes), nonNil(c.Scopes), string(c.TokenType),
-			c.JWTRolloutPercent, c.JWTEnabled, c.Restricted, c.UpdatedAt, c.JWTTokenType)
+			c.JWTRolloutPercent, c.JWTEnabled, c.Restricted, c.UpdatedAt, c.JWTTokenType, prevHash, prevExp)
 		if err != nil {
 			return err
 		}

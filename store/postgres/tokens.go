@@ -75,11 +75,12 @@ func authTime(auth, issued time.Time) time.Time {
 }
 
 // allowTokens creates the family if it is new, and checks that it may get
-// tokens: not revoked, its user enabled and not reset since the family was
-// authenticated. The share locks taken here (user first, then family: the
-// order the disabling takes them in) make a concurrent revocation wait for
-// this transaction, or this one see it.
-func (b *opBatch) allowTokens(ctx context.Context, tx pgx.Tx, familyID, clientID string, userID int64, grant string, auth, at time.Time) error {
+// tokens: not revoked, its client the incarnation the tokens were issued
+// to, its user enabled and not reset since the family was authenticated.
+// The share locks taken here (user, client, then family: the order the
+// disabling and the client's deletion take them in) make a concurrent
+// revocation or deletion wait for this transaction, or this one see it.
+func (b *opBatch) allowTokens(ctx context.Context, tx pgx.Tx, familyID, clientID, incarnation string, userID int64, grant string, auth, at time.Time) error {
 	if b.checked[familyID] {
 		return nil
 	}
@@ -94,6 +95,19 @@ func (b *opBatch) allowTokens(ctx context.Context, tx pgx.Tx, familyID, clientID
 		if disabled {
 			return bff.ErrAccountDisabled
 		}
+	}
+	// The key share lock on the client (taken before the family's, in the
+	// order a deletion takes them: client, then its families) makes a
+	// deletion of the client wait for this transaction, and then take
+	// these tokens with it; or this one see the client gone, or created
+	// again (ADR 0019).
+	var clientIncarnation string
+	if err := tx.QueryRow(ctx, `SELECT incarnation FROM clients WHERE id = $1 FOR KEY SHARE`, clientID).
+		Scan(&clientIncarnation); err != nil {
+		return dbErr("token client", err)
+	}
+	if clientIncarnation != incarnation {
+		return fmt.Errorf("client %q was deleted while the request ran: %w", clientID, bff.ErrTokenRevoked)
 	}
 	if _, err := tx.Exec(ctx, `INSERT INTO token_families (id, client_id, user_id, grant_type, authenticated_at, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
@@ -122,7 +136,7 @@ func (b *opBatch) apply(ctx context.Context, tx pgx.Tx, op store.TokenOp) error 
 	switch op := op.(type) {
 	case store.CreateAccessToken:
 		t := op.Token
-		if err := b.allowTokens(ctx, tx, t.FamilyID, t.ClientID, t.UserID, t.GrantType, authTime(t.AuthTime, t.IssuedAt), t.IssuedAt); err != nil {
+		if err := b.allowTokens(ctx, tx, t.FamilyID, t.ClientID, op.ClientIncarnation, t.UserID, t.GrantType, authTime(t.AuthTime, t.IssuedAt), t.IssuedAt); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO access_tokens (signature, family_id, jti, format, client_id, user_id,
@@ -133,7 +147,7 @@ func (b *opBatch) apply(ctx context.Context, tx pgx.Tx, op store.TokenOp) error 
 		return dbErr("create access token", err)
 	case store.CreateRefreshToken:
 		t := op.Token
-		if err := b.allowTokens(ctx, tx, t.FamilyID, t.ClientID, t.UserID, t.GrantType, authTime(t.AuthTime, t.IssuedAt), t.IssuedAt); err != nil {
+		if err := b.allowTokens(ctx, tx, t.FamilyID, t.ClientID, op.ClientIncarnation, t.UserID, t.GrantType, authTime(t.AuthTime, t.IssuedAt), t.IssuedAt); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO refresh_tokens (signature, family_id, access_signature, client_id,

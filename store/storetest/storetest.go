@@ -27,6 +27,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}{
 		{"Clients", testClients},
 		{"ClientUpdateAbort", testClientUpdateAbort},
+		{"ClientIncarnation", testClientIncarnation},
+		{"ClientSecretRotation", testClientSecretRotation},
+		{"TokensOfADeletedIncarnation", testTokensOfADeletedIncarnation},
+		{"DeleteClientRace", testDeleteClientRace},
 		{"Users", testUsers},
 		{"LoginNamespace", testLoginNamespace},
 		{"UserLifecycle", testUserLifecycle},
@@ -115,6 +119,7 @@ func testClients(t *testing.T, s store.Store) {
 		ID: "backend", Name: "Backend", SecretHash: []byte{1, 2, 3}, GrantTypes: []string{bff.GrantClientCredentials},
 		Scopes: []string{"read"}, TokenType: bff.FormatJWT, JWTRolloutPercent: 25, JWTEnabled: false,
 		Restricted: true, JWTTokenType: bff.LabelBearer, CreatedAt: now(), UpdatedAt: now(),
+		Incarnation: "first-incarnation",
 	}
 	if err := s.CreateClient(ctx, conf); err != nil {
 		t.Fatal(err)
@@ -186,6 +191,240 @@ func testClientUpdateAbort(t *testing.T, s store.Store) {
 	got, _ := s.GetClient(ctx, "mobile")
 	if got.JWTRolloutPercent != 0 {
 		t.Errorf("aborted update was stored: rollout = %d", got.JWTRolloutPercent)
+	}
+}
+
+// testClientIncarnation: a client keeps the incarnation it was created
+// with — an update cannot change it, nor the creation time — and a client
+// created again under a deleted one's id has its own (ADR 0019).
+func testClientIncarnation(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	created := now().Add(-time.Hour)
+	c := bff.Client{ID: "mobile", Public: true, GrantTypes: []string{bff.GrantPassword}, TokenType: bff.FormatBearer,
+		CreatedAt: created, UpdatedAt: created, Incarnation: "first"}
+	if err := s.CreateClient(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	updated, err := s.UpdateClient(ctx, "mobile", func(c *bff.Client) error {
+		c.Incarnation, c.CreatedAt, c.Name = "forged", now(), "renamed"
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetClient(ctx, "mobile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, c := range map[string]bff.Client{"UpdateClient's answer": updated, "GetClient after it": got} {
+		if c.Incarnation != "first" || !c.CreatedAt.Equal(created) || c.Name != "renamed" {
+			t.Errorf("%s: incarnation %q, created %v, name %q; want first, %v, renamed", what, c.Incarnation, c.CreatedAt, c.Name, created)
+		}
+	}
+
+	if err := s.DeleteClient(ctx, "mobile"); err != nil {
+		t.Fatal(err)
+	}
+	c.Incarnation, c.CreatedAt = "second", now()
+	if err := s.CreateClient(ctx, c); err != nil {
+		t.Fatalf("CreateClient after DeleteClient: %v", err)
+	}
+	if got, err := s.GetClient(ctx, "mobile"); err != nil || got.Incarnation != "second" {
+		t.Errorf("the client created again: incarnation %q, %v; want second", got.Incarnation, err)
+	}
+	list, err := s.ListClients(ctx)
+	if err != nil || len(list) != 1 || list[0].Incarnation != "second" {
+		t.Errorf("ListClients after re-creation: %+v, %v", list, err)
+	}
+}
+
+// testClientSecretRotation: a rotation stores the new hash and the replaced
+// one with the end of its grace; the replaced secret authenticates until
+// then; a rotation without grace, or a second one, forgets it.
+func testClientSecretRotation(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	oldHash, newHash, newest := []byte("old-hash-32-bytes-old-hash-32-by"), []byte("new-hash-32-bytes-new-hash-32-by"), []byte("newest-32-bytes-newest-32-bytes!")
+	at := now()
+	c := bff.Client{ID: "backend", SecretHash: oldHash, GrantTypes: []string{bff.GrantClientCredentials},
+		TokenType: bff.FormatJWT, CreatedAt: at, UpdatedAt: at, Incarnation: "i"}
+	if err := s.CreateClient(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateClient(ctx, "backend", func(c *bff.Client) error {
+		return c.RotateSecret(newHash, at, time.Hour)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetClient(ctx, "backend")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.SecretHash) != string(newHash) || string(got.PreviousSecretHash) != string(oldHash) ||
+		!got.PreviousSecretExpiresAt.Equal(at.Add(time.Hour)) {
+		t.Fatalf("after a rotation with grace: secret %q, previous %q until %v", got.SecretHash, got.PreviousSecretHash, got.PreviousSecretExpiresAt)
+	}
+	for _, c := range []struct {
+		hash []byte
+		at   time.Time
+		want bool
+	}{
+		{newHash, at.Add(2 * time.Hour), true},
+		{oldHash, at.Add(59 * time.Minute), true},
+		{oldHash, at.Add(time.Hour), false},
+		{newest, at, false},
+	} {
+		if got.AcceptsSecretHash(c.hash, c.at) != c.want {
+			t.Errorf("AcceptsSecretHash(%q, +%s) = %v", c.hash, c.at.Sub(at), !c.want)
+		}
+	}
+
+	// A second rotation, without grace: only the newest secret works.
+	if _, err := s.UpdateClient(ctx, "backend", func(c *bff.Client) error {
+		return c.RotateSecret(newest, at, 0)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.GetClient(ctx, "backend")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.SecretHash) != string(newest) || got.PreviousSecretHash != nil || !got.PreviousSecretExpiresAt.IsZero() {
+		t.Errorf("after a rotation without grace: secret %q, previous %q until %v", got.SecretHash, got.PreviousSecretHash, got.PreviousSecretExpiresAt)
+	}
+	if got.AcceptsSecretHash(newHash, at) || got.AcceptsSecretHash(oldHash, at) {
+		t.Error("a replaced secret still authenticates after a rotation without grace")
+	}
+
+	// A public client has no secret to rotate; nothing is stored.
+	mustClient(t, s, "mobile")
+	_, err = s.UpdateClient(ctx, "mobile", func(c *bff.Client) error { return c.RotateSecret(newHash, at, time.Hour) })
+	wantErr(t, "rotating a public client's secret", err, bff.ErrInvalidInput)
+	if got, _ := s.GetClient(ctx, "mobile"); got.SecretHash != nil || got.PreviousSecretHash != nil {
+		t.Errorf("a public client after a refused rotation: %+v", got)
+	}
+}
+
+// testTokensOfADeletedIncarnation: a token request that began before its
+// client was deleted and created again gets nothing written — the write
+// names the incarnation it was issued to — and the deleted client's tokens
+// are gone; the client of the id now gets tokens as usual (ADR 0019).
+func testTokensOfADeletedIncarnation(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	client := bff.Client{ID: "mobile", Public: true, GrantTypes: []string{bff.GrantPassword}, TokenType: bff.FormatBearer,
+		CreatedAt: now(), UpdatedAt: now(), Incarnation: "first"}
+	if err := s.CreateClient(ctx, client); err != nil {
+		t.Fatal(err)
+	}
+	exp := now().Add(time.Hour)
+	if err := s.ApplyTokenOps(ctx, []store.TokenOp{
+		store.CreateAccessToken{Token: accessToken("a-first", "f-first", exp), ClientIncarnation: "first"},
+		store.CreateRefreshToken{Token: refreshToken("r-first", "f-first", exp), ClientIncarnation: "first"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteClient(ctx, "mobile"); err != nil {
+		t.Fatal(err)
+	}
+	client.Incarnation = "second"
+	if err := s.CreateClient(ctx, client); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.GetAccessToken(ctx, "a-first")
+	wantErr(t, "the deleted client's access token", err, bff.ErrNotFound)
+	_, err = s.GetRefreshToken(ctx, "r-first")
+	wantErr(t, "the deleted client's refresh token", err, bff.ErrNotFound)
+
+	wantErr(t, "an access token of the deleted incarnation, new family", s.ApplyTokenOps(ctx, []store.TokenOp{
+		store.CreateAccessToken{Token: accessToken("a-late", "f-late", exp), ClientIncarnation: "first"},
+	}), bff.ErrTokenRevoked)
+	wantErr(t, "a refresh token of the deleted incarnation in a batch", s.ApplyTokenOps(ctx, []store.TokenOp{
+		store.CreateAccessToken{Token: accessToken("a-ok", "f-ok", exp), ClientIncarnation: "second"},
+		store.CreateRefreshToken{Token: refreshToken("r-late", "f-late2", exp), ClientIncarnation: "first"},
+	}), bff.ErrTokenRevoked)
+	for _, sig := range []string{"a-late", "a-ok"} {
+		_, err := s.GetAccessToken(ctx, sig)
+		wantErr(t, "GetAccessToken("+sig+") after a refused batch", err, bff.ErrNotFound)
+	}
+	_, err = s.GetRefreshToken(ctx, "r-late")
+	wantErr(t, "GetRefreshToken(r-late) after a refused batch", err, bff.ErrNotFound)
+
+	if err := s.ApplyTokenOps(ctx, []store.TokenOp{
+		store.CreateAccessToken{Token: accessToken("a-second", "f-second", exp), ClientIncarnation: "second"},
+	}); err != nil {
+		t.Fatalf("a token of the client's incarnation: %v", err)
+	}
+	// Not in an existing family either.
+	wantErr(t, "a token of the deleted incarnation in a live family", s.ApplyTokenOps(ctx, []store.TokenOp{
+		store.CreateAccessToken{Token: accessToken("a-late2", "f-second", exp), ClientIncarnation: "first"},
+	}), bff.ErrTokenRevoked)
+}
+
+// testDeleteClientRace: token writes of a client (new families and an
+// existing one) race its deletion and re-creation. Each write either
+// happens before the deletion, which then takes it away, or is refused;
+// no token of the deleted incarnation survives, and nothing deadlocks.
+func testDeleteClientRace(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u := mustUser(t, s, "rae")
+	for i := range 10 {
+		first, second := fmt.Sprintf("first-%d", i), fmt.Sprintf("second-%d", i)
+		c := bff.Client{ID: "mobile", Public: true, GrantTypes: []string{bff.GrantPassword}, TokenType: bff.FormatBearer,
+			CreatedAt: now(), UpdatedAt: now(), Incarnation: first}
+		if err := s.CreateClient(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		live := fmt.Sprintf("live-%d", i)
+		seed := accessToken("seed-"+live, live, now().Add(time.Hour))
+		seed.UserID = u.ID
+		if err := s.ApplyTokenOps(ctx, []store.TokenOp{store.CreateAccessToken{Token: seed, ClientIncarnation: first}}); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var written []string
+		for w := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				family := fmt.Sprintf("f-%d-%d", i, w)
+				if w%2 == 0 {
+					family = live // rotation in a family that exists
+				}
+				a := accessToken(fmt.Sprintf("a-%d-%d", i, w), family, now().Add(time.Hour))
+				a.UserID = u.ID
+				r := refreshToken(fmt.Sprintf("r-%d-%d", i, w), family, now().Add(time.Hour))
+				r.UserID = u.ID
+				err := s.ApplyTokenOps(ctx, []store.TokenOp{
+					store.CreateAccessToken{Token: a, ClientIncarnation: first},
+					store.CreateRefreshToken{Token: r, ClientIncarnation: first},
+				})
+				switch {
+				case err == nil:
+					mu.Lock()
+					written = append(written, a.Signature)
+					mu.Unlock()
+				case errors.Is(err, bff.ErrTokenRevoked), errors.Is(err, bff.ErrNotFound):
+				default:
+					t.Errorf("round %d: a token write racing the deletion: %v", i, err)
+				}
+			}()
+		}
+		if err := s.DeleteClient(ctx, "mobile"); err != nil {
+			t.Fatal(err)
+		}
+		c.Incarnation = second
+		if err := s.CreateClient(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		for _, sig := range append(written, seed.Signature) {
+			if _, err := s.GetAccessToken(ctx, sig); !errors.Is(err, bff.ErrNotFound) {
+				t.Errorf("round %d: token %s of the deleted incarnation survived (%v)", i, sig, err)
+			}
+		}
+		if err := s.DeleteClient(ctx, "mobile"); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
