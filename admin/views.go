@@ -18,6 +18,8 @@ type ClientView struct {
 	JWTEnabled        bool            `json:"jwt_enabled"`
 	Restricted        bool            `json:"restricted"`
 	JWTTokenType      string          `json:"jwt_token_type"` // "" leaves the label to the request
+	RedirectURIs      []string        `json:"redirect_uris"`
+	PKCERequired      bool            `json:"pkce_required"`
 	CreatedAt         time.Time       `json:"created_at"`
 	UpdatedAt         time.Time       `json:"updated_at"`
 	// Secret is present once: in the answer to the creation of a
@@ -27,11 +29,16 @@ type ClientView struct {
 
 // ViewClient returns the operator's view of c; never the secret hash.
 func ViewClient(c bff.Client) ClientView {
-	return ClientView{
+	v := ClientView{
 		ID: c.ID, Name: c.Name, Public: c.Public, GrantTypes: c.GrantTypes, Scopes: c.Scopes,
 		TokenType: c.TokenType, JWTRolloutPercent: c.JWTRolloutPercent, JWTEnabled: c.JWTEnabled,
-		Restricted: c.Restricted, JWTTokenType: c.JWTTokenType, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		Restricted: c.Restricted, JWTTokenType: c.JWTTokenType, RedirectURIs: c.RedirectURIs, PKCERequired: c.PKCERequired,
+		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 	}
+	if v.RedirectURIs == nil {
+		v.RedirectURIs = []string{}
+	}
+	return v
 }
 
 // UserView is how a user appears to operators; never the password hash.

@@ -167,6 +167,7 @@ func cloneClient(c bff.Client) bff.Client {
 	c.SecretHash = slices.Clone(c.SecretHash)
 	c.GrantTypes = slices.Clone(c.GrantTypes)
 	c.Scopes = slices.Clone(c.Scopes)
+	c.RedirectURIs = slices.Clone(c.RedirectURIs)
 	return c
 }
 
