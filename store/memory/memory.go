@@ -36,6 +36,7 @@ type Store struct {
 	failures    map[string]failureWindow
 	identities  map[identityKey]bff.Identity
 	idempotency map[idempotencyID]bff.IdempotencyRecord
+	codes       map[string]bff.AuthorizationCode
 
 	usageMu sync.Mutex // usage has a lock of its own: flushes never wait for token writes
 	usage   map[bff.UsageKey]int64
@@ -68,6 +69,7 @@ func New() *Store {
 		failures:    map[string]failureWindow{},
 		identities:  map[identityKey]bff.Identity{},
 		idempotency: map[idempotencyID]bff.IdempotencyRecord{},
+		codes:       map[string]bff.AuthorizationCode{},
 		usage:       map[bff.UsageKey]int64{},
 	}
 }
@@ -153,6 +155,11 @@ func (s *Store) DeleteClient(_ context.Context, id string) error {
 	for fid, f := range s.families {
 		if f.ClientID == id {
 			delete(s.families, fid)
+		}
+	}
+	for sig, c := range s.codes {
+		if c.ClientID == id {
+			delete(s.codes, sig)
 		}
 	}
 	for sid, sess := range s.sessions {
@@ -426,6 +433,11 @@ func (s *Store) ApplyTokenOps(_ context.Context, ops []store.TokenOp) error {
 			s.revokeFamilyLocked(op.FamilyID, op.At)
 		case store.EndSession:
 			delete(s.sessions, op.ID)
+		case store.RedeemAuthorizationCode:
+			c := s.codes[op.Signature]
+			at := op.At
+			c.UsedAt = &at
+			s.codes[op.Signature] = c
 		}
 	}
 	return nil
@@ -467,6 +479,7 @@ func (s *Store) checkFamilyLocked(familyID string, userID int64, auth time.Time)
 func (s *Store) checkOpsLocked(ops []store.TokenOp) error {
 	createdAccess := map[string]bool{}
 	createdRefresh := map[string]bool{}
+	redeemed := map[string]bool{}
 	for _, op := range ops {
 		switch op := op.(type) {
 		case store.CreateAccessToken:
@@ -505,6 +518,15 @@ func (s *Store) checkOpsLocked(ops []store.TokenOp) error {
 			if _, ok := s.access[op.Signature]; !ok && !createdAccess[op.Signature] {
 				return fmt.Errorf("access token: %w", bff.ErrNotFound)
 			}
+		case store.RedeemAuthorizationCode:
+			c, ok := s.codes[op.Signature]
+			switch {
+			case !ok:
+				return fmt.Errorf("authorization code: %w", bff.ErrNotFound)
+			case c.UsedAt != nil || redeemed[op.Signature]:
+				return fmt.Errorf("authorization code: %w", bff.ErrCodeUsed)
+			}
+			redeemed[op.Signature] = true
 		case store.RevokeJTI, store.RevokeFamily, store.EndSession:
 		default:
 			return fmt.Errorf("unknown token op %T: %w", op, bff.ErrInvalidInput)
@@ -619,6 +641,12 @@ func (s *Store) PruneTokens(_ context.Context, before time.Time) (int64, error) 
 	for id := range s.families {
 		if !live[id] {
 			delete(s.families, id)
+			n++
+		}
+	}
+	for sig, c := range s.codes {
+		if c.ExpiresAt.Before(before) {
+			delete(s.codes, sig)
 			n++
 		}
 	}

@@ -56,6 +56,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UsageConcurrentAdds", testUsageConcurrentAdds},
 		{"UsagePrune", testUsagePrune},
 		{"ActiveTokens", testActiveTokens},
+		{"AuthorizationCodes", testAuthorizationCodes},
+		{"AuthorizationCodeRace", testAuthorizationCodeRace},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
