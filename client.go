@@ -84,6 +84,13 @@ const (
 // HasGrant reports whether the client may use grant type g.
 func (c Client) HasGrant(g string) bool { return slices.Contains(c.GrantTypes, g) }
 
+// SignsUsersIn reports whether the client signs users in — with their
+// password at the token endpoint or through browser sign-in — and so may
+// turn their tokens into web sessions (SPEC §6, §14).
+func (c Client) SignsUsersIn() bool {
+	return c.HasGrant(GrantPassword) || c.HasGrant(GrantAuthorizationCode)
+}
+
 // HasScope reports whether the client may request scope s.
 func (c Client) HasScope(s string) bool { return slices.Contains(c.Scopes, s) }
 
@@ -206,4 +213,28 @@ func validScope(s string) bool {
 		}
 	}
 	return true
+}
+
+// MatchRedirectURI reports whether a redirect URI sent to the authorize
+// endpoint is one of the client's: the same string, or for a loopback
+// redirect URI the same one on any port (RFC 8252 §7.3).
+func (c Client) MatchRedirectURI(requested string) bool {
+	if slices.Contains(c.RedirectURIs, requested) {
+		return true
+	}
+	req, err := url.Parse(requested)
+	if err != nil || req.Scheme != "http" || req.Fragment != "" || req.User != nil {
+		return false
+	}
+	for _, r := range c.RedirectURIs {
+		reg, err := url.Parse(r)
+		if err != nil || reg.Scheme != "http" {
+			continue
+		}
+		if reg.Hostname() == req.Hostname() && reg.Path == req.Path && reg.RawQuery == req.RawQuery &&
+			(req.Hostname() == "127.0.0.1" || req.Hostname() == "::1") {
+			return true
+		}
+	}
+	return false
 }
