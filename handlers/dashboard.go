@@ -263,6 +263,7 @@ var grantNames = map[string]string{
 	bff.GrantClientCredentials: "client_credentials",
 	bff.GrantTokenExchange:     "token exchange (RFC 8693)",
 	bff.GrantSocialExchange:    "social exchange",
+	bff.GrantAuthorizationCode: "authorization_code (browser sign-in)",
 }
 
 // codeMeanings explain the error codes of presented tokens.

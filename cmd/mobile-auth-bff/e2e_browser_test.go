@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 )
@@ -306,4 +307,36 @@ func TestE2EBrowserSignInPKCE(t *testing.T) {
 			t.Errorf("disabled user signing in: %d %s", r.status, r.body)
 		}
 	})
+}
+
+var demoURLRe = regexp.MustCompile(`(http://127\.0\.0\.1:[0-9]+/oauth2/authorize\?[^\s]+)`)
+
+// TestE2EDemoBrowserSignIn: serve --demo prints a browser URL; signing in
+// there lands on the demo's own loopback callback, which redeems the code
+// with its verifier and shows the tokens.
+func TestE2EDemoBrowserSignIn(t *testing.T) {
+	t.Parallel()
+	s := start(t, baseEnv(), "--demo")
+	var authorize string
+	for i := 0; i < 200 && authorize == ""; i++ {
+		if m := demoURLRe.FindStringSubmatch(s.out.String()); m != nil {
+			authorize = m[1]
+		} else {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if authorize == "" {
+		t.Fatalf("no browser sign-in URL printed:\n%s", s.out)
+	}
+	u, _ := url.Parse(authorize)
+	b := newSignInBrowser(s)
+	res := b.signIn(u.Path+"?"+u.RawQuery, demoUsername, demoPassword)
+	q := redirected(t, res, "http://127.0.0.1:")
+	if q.Get("code") == "" {
+		t.Fatalf("no code: %v", q)
+	}
+	page := do(t, http.MethodGet, res.header.Get("Location"), nil, nil)
+	if page.status != 200 || !strings.Contains(string(page.body), "Signed in") || !strings.Contains(string(page.body), "access_token") {
+		t.Fatalf("demo callback: %d %s", page.status, page.body)
+	}
 }
