@@ -340,3 +340,84 @@ func TestE2EDemoBrowserSignIn(t *testing.T) {
 		t.Fatalf("demo callback: %d %s", page.status, page.body)
 	}
 }
+
+// TestE2EBrowserSignInThrottleAndRace: the sign-in page shares the
+// password grant's throttle (429 with a readable message and Retry-After,
+// counted across the page and the token endpoint); concurrent redemptions
+// of one code give tokens once, the others invalid_grant with the tokens
+// revoked; introspection and the migration report say authorization_code;
+// a password change ends the sign-in session.
+func TestE2EBrowserSignInThrottleAndRace(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, be backend) {
+		s := start(t, baseEnv(be.env, map[string]string{"BFF_LOGIN_MAX_FAILURES_PER_USERNAME": "3"}))
+		s.createMobileClient("android", map[string]any{
+			"grant_types":   []string{"password", "refresh_token", "authorization_code"},
+			"redirect_uris": []string{androidRedirect}, "pkce_required": false,
+		})
+		secret := s.createBackend("svc")
+		uid := s.createUser("lena")
+		s.createUser("mira")
+		authorize := "/oauth2/authorize?" + url.Values{"client_id": {"android"}, "redirect_uri": {androidRedirect},
+			"response_type": {"code"}}.Encode()
+		b := newSignInBrowser(s)
+
+		// Two failures on the page, one at the token endpoint: the fourth
+		// attempt anywhere is throttled.
+		for range 2 {
+			if r := b.signIn(authorize, "mira", "wrong password!"); r.status != 401 {
+				t.Fatalf("wrong password: %d", r.status)
+			}
+		}
+		s.postForm("/oauth2/access_token", url.Values{"grant_type": {"password"}, "client_id": {"android"},
+			"username": {"mira"}, "password": {"wrong password!"}})
+		r := b.signIn(authorize, "mira", e2ePassword)
+		if r.status != 429 || r.header.Get("Retry-After") == "" || !strings.Contains(string(r.body), "Too many sign-in attempts") {
+			t.Errorf("throttled sign-in: %d %q %s", r.status, r.header.Get("Retry-After"), r.body)
+		}
+
+		// Concurrent redemptions of one code.
+		code := redirected(t, b.signIn(authorize, "lena", e2ePassword), androidRedirect).Get("code")
+		redeem := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {androidRedirect},
+			"client_id": {"android"}}
+		const n = 4
+		results := make(chan response, n)
+		for range n {
+			go func() { results <- s.postForm("/oauth2/access_token/", redeem) }()
+		}
+		var won []string
+		for range n {
+			r := <-results
+			switch {
+			case r.status == 200:
+				won = append(won, r.json(t)["access_token"].(string))
+			case r.status != 400 || r.json(t)["error"] != "invalid_grant":
+				t.Errorf("concurrent redemption: %d %s", r.status, r.body)
+			}
+		}
+		if len(won) != 1 {
+			t.Fatalf("%d concurrent redemptions got tokens, want 1", len(won))
+		}
+		// Whoever lost, the winner's tokens are revoked (a replay).
+		if in := s.introspect("svc", secret, won[0]); in["active"] != false {
+			t.Errorf("the winner's token after the replays: %v", in)
+		}
+
+		// Introspection says authorization_code.
+		code = redirected(t, b.do(http.MethodGet, authorize, nil), androidRedirect).Get("code")
+		redeem.Set("code", code)
+		tok := s.postForm("/oauth2/access_token/", redeem)
+		if tok.status != 200 {
+			t.Fatalf("redeem: %d %s", tok.status, tok.body)
+		}
+		if in := s.introspect("svc", secret, tok.json(t)["access_token"].(string)); in["active"] != true || in["grant_type"] != "authorization_code" {
+			t.Errorf("introspection: %v", in)
+		}
+
+		// A password change ends the sign-in session: the form is back.
+		s.mustAdmin("POST", "/admin/users/"+itoa(uid)+"/password", map[string]any{"password": "another long password"}, http.StatusNoContent)
+		if r := b.do(http.MethodGet, authorize, nil); r.status != 200 {
+			t.Errorf("authorize after a password change: %d %q", r.status, r.header.Get("Location"))
+		}
+	})
+}
