@@ -199,7 +199,11 @@ func handleAuthorizeSubmit(f *authorizeFlow) echo.HandlerFunc {
 			return f.fail(c, err)
 		}
 		if err := parseAdminForm(c); err != nil {
-			return f.showForm(c, req, http.StatusBadRequest, "", msgExpired)
+			status := http.StatusBadRequest
+			if errors.Is(err, errBodyTooLarge) {
+				status = http.StatusRequestEntityTooLarge
+			}
+			return f.showForm(c, req, status, "", msgExpired)
 		}
 		form := c.Request().PostForm
 		for _, k := range []string{"username", "password", "csrf_token"} {
