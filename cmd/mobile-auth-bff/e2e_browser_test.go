@@ -197,6 +197,18 @@ func TestE2EBrowserSignInAndroid(t *testing.T) {
 		if forced.status != 200 || !strings.Contains(string(forced.body), `value="lena@example.com"`) {
 			t.Errorf("prompt=login with login_hint: %d %s", forced.status, forced.body)
 		}
+		// The metrics count the sign-ins by grant, and the page's answers.
+		metrics := string(do(t, http.MethodGet, s.admin+"/metrics", nil, nil).body)
+		for _, want := range []string{
+			`bff_tokens_issued_total{client_id="android",format="jwt",grant_type="authorization_code"} 1`,
+			`bff_authorize_total{result="ok"} 2`,
+			`bff_authorize_total{result="invalid_credentials"} 2`,
+			`bff_authorize_total{result="csrf"} 1`,
+		} {
+			if !strings.Contains(metrics, want) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
 		// Logging out ends the sign-in session.
 		if r := b.do(http.MethodPost, "/oauth2/logout", url.Values{}); r.status != 204 {
 			t.Errorf("logout: %d", r.status)
