@@ -455,9 +455,11 @@ func (s *Service) issue(ctx context.Context, r *http.Request, st *requestState) 
 	// Every token write of the response goes to the store in one call.
 	txCtx, _ := s.fstore.BeginTX(ctx)
 	resp, err := s.provider.NewAccessResponse(txCtx, ar)
-	if errors.Is(err, bff.ErrCodeUsed) {
-		// Another redemption of the code won the race: this one is a
-		// replay, and the tokens of the winner are revoked (RFC 6749 §4.1.2).
+	if errors.Is(err, bff.ErrCodeUsed) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+		// Another redemption of the code won the race (found when writing
+		// the tokens, or when fosite loads the code a second time): this
+		// one is a replay, and the tokens of the winner are revoked (RFC
+		// 6749 §4.1.2).
 		if rerr := s.fstore.RevokeAccessToken(ctx, ar.GetID()); rerr != nil {
 			return TokenResult{}, rerr
 		}

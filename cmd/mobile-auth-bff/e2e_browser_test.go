@@ -392,7 +392,7 @@ func TestE2EBrowserSignInThrottleAndRace(t *testing.T) {
 		code := redirected(t, b.signIn(authorize, "lena", e2ePassword), androidRedirect).Get("code")
 		redeem := url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {androidRedirect},
 			"client_id": {"android"}}
-		const n = 4
+		const n = 8
 		results := make(chan response, n)
 		for range n {
 			go func() { results <- s.postForm("/oauth2/access_token/", redeem) }()

@@ -156,7 +156,14 @@ func TestE2ESignInBrowser(t *testing.T) {
 	signIn := func(login, password string) {
 		t.Helper()
 		must("sign in", chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("password"))))
-		_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(document.getElementById('username').value = '') === ''`))
+		// Clear the field, and the message of the last attempt, so that
+		// waiting for a message waits for the answer to this one.
+		_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => {
+			document.getElementById('username').value = '';
+			const e = document.getElementById('signin-error');
+			if (e) e.remove();
+			return true;
+		})()`))
 		must("clear", err)
 		must("sign in", chromedp.Do(ctx,
 			chromedp.SendKeys(chromedp.ID("username"), login),
