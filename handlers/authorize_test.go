@@ -162,3 +162,47 @@ func TestAuthorizeBadInputAndFailingStore(t *testing.T) {
 		t.Errorf("client read failing: %d %v", rec.Code, rec.Header())
 	}
 }
+
+// FuzzAuthorize sends arbitrary queries and form bodies to the authorize
+// endpoint. Whatever the input, the answer is never a 500, and a redirect
+// goes only to the registered redirect URI (any port for loopback), with
+// iss.
+func FuzzAuthorize(f *testing.F) {
+	env := testenv.New(f, testenv.Options{})
+	env.PublicClient(f, "app", func(c *admin.NewClient) {
+		c.GrantTypes = []string{bff.GrantAuthorizationCode}
+		c.RedirectURIs = []string{"org.openedx.app://oauth2Callback", "http://127.0.0.1/cb"}
+	})
+	env.User(f, "alice")
+	for _, s := range [][2]string{
+		{"client_id=app&redirect_uri=org.openedx.app%3A%2F%2Foauth2Callback&response_type=code", ""},
+		{"client_id=app&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&response_type=code&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256", "username=alice&password=x&csrf_token=y"},
+		{"client_id=app&redirect_uri=http%3A%2F%2F127.0.0.1.evil.example%2Fcb&response_type=code", ""},
+		{"client_id=app&response_type=code&prompt=none&state=%00", ""},
+		{"client_id=app&client_id=app", "username=a&username=b"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, query, body string) {
+		for _, method := range []string{http.MethodGet, http.MethodPost} {
+			req := httptest.NewRequest(method, "/oauth2/authorize", strings.NewReader(body))
+			req.URL.RawQuery = query
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			rec := httptest.NewRecorder()
+			env.Public.ServeHTTP(rec, req)
+			if rec.Code >= 500 {
+				t.Fatalf("%s ?%q body %q: %d %s", method, query, body, rec.Code, rec.Body)
+			}
+			if loc := rec.Header().Get("Location"); loc != "" {
+				u, err := url.Parse(loc)
+				if err != nil || u.Query().Get("iss") != testenv.Issuer {
+					t.Fatalf("redirect without iss: %q", loc)
+				}
+				u.RawQuery = ""
+				if s := u.String(); s != "org.openedx.app://oauth2Callback" && !(u.Scheme == "http" && u.Hostname() == "127.0.0.1" && u.Path == "/cb") {
+					t.Fatalf("redirect to an unregistered URI: %q", loc)
+				}
+			}
+		}
+	})
+}
