@@ -121,12 +121,16 @@ func (s *Service) ParseAuthorize(ctx context.Context, query url.Values) (*Author
 		return nil, back(fosite.ErrInvalidRequest.WithHint("prompt=none cannot be combined with other values."))
 	}
 	// fosite reads the request from a clean GET with the query alone (a
-	// sign-in form's fields never reach it), the redirect URI filled in.
+	// sign-in form's fields never reach it).
 	q := url.Values{}
 	for k, v := range query {
 		q[k] = v
 	}
-	q.Set("redirect_uri", redirect)
+	if query.Get("redirect_uri") == "" {
+		// The one registered URI (fosite picks it too); the code is bound
+		// to none, so the token request need not name it (RFC 6749 §4.1.3).
+		q.Del("redirect_uri")
+	}
 	// fosite wants a state of 8 characters or more; the Android app sends
 	// none, and a state is the client's own business (its CSRF defence,
 	// which PKCE also gives). fosite gets a stand-in; the response carries

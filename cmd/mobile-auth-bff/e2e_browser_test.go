@@ -433,3 +433,37 @@ func TestE2EBrowserSignInThrottleAndRace(t *testing.T) {
 		}
 	})
 }
+
+// TestE2EBrowserSignInOmittedRedirectURI: a client with one redirect URI
+// may omit it at the authorize endpoint (RFC 6749 §3.1.2.3); the code is
+// then redeemed without it (§4.1.3), and a code bound to a redirect URI
+// is not redeemed with another.
+func TestE2EBrowserSignInOmittedRedirectURI(t *testing.T) {
+	t.Parallel()
+	s := start(t, baseEnv())
+	s.createMobileClient("android", map[string]any{
+		"grant_types": []string{"authorization_code"}, "redirect_uris": []string{androidRedirect}, "pkce_required": false,
+	})
+	s.createMobileClient("other", map[string]any{
+		"grant_types": []string{"authorization_code"}, "redirect_uris": []string{"org.example.other://cb"}, "pkce_required": false,
+	})
+	s.createUser("lena")
+	b := newSignInBrowser(s)
+	code := redirected(t, b.signIn("/oauth2/authorize?client_id=android&response_type=code", "lena", e2ePassword), androidRedirect+"?").Get("code")
+	if r := s.postForm("/oauth2/token", url.Values{"grant_type": {"authorization_code"}, "client_id": {"android"}, "code": {code}}); r.status != 200 {
+		t.Errorf("redeeming without redirect_uri: %d %s", r.status, r.body)
+	}
+	bound := redirected(t, b.do(http.MethodGet, "/oauth2/authorize?client_id=android&response_type=code&redirect_uri="+
+		url.QueryEscape(androidRedirect), nil), androidRedirect+"?").Get("code")
+	for name, f := range map[string]url.Values{
+		"no redirect_uri":    {"client_id": {"android"}},
+		"another client":     {"client_id": {"other"}, "redirect_uri": {androidRedirect}},
+		"other redirect_uri": {"client_id": {"android"}, "redirect_uri": {"org.openedx.app://elsewhere"}},
+	} {
+		f.Set("grant_type", "authorization_code")
+		f.Set("code", bound)
+		if r := s.postForm("/oauth2/token", f); r.status != 400 || r.json(t)["error"] != "invalid_grant" {
+			t.Errorf("%s: %d %s", name, r.status, r.body)
+		}
+	}
+}
