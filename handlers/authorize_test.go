@@ -150,6 +150,16 @@ func TestAuthorizeBadInputAndFailingStore(t *testing.T) {
 		}
 	}
 
+	// The dashboard shows the client's browser sign-in and its redirect URIs.
+	dreq := httptest.NewRequest(http.MethodGet, "/admin/dashboard", nil)
+	dreq.Header.Set("Authorization", "Bearer "+testenv.AdminToken)
+	drec := httptest.NewRecorder()
+	env.AdminH.ServeHTTP(drec, dreq)
+	if d := drec.Body.String(); drec.Code != 200 || !strings.Contains(d, `data-browser-sign-in="no-pkce"`) ||
+		!strings.Contains(d, "<code>org.openedx.app://oauth2Callback</code>") {
+		t.Errorf("dashboard: %d, no browser sign-in badge or redirect URIs", drec.Code)
+	}
+
 	// The store fails writing the code: 503, no redirect.
 	flaky.codesDown.Store(true)
 	if rec := post(form("username", "alice", "password", testenv.Password), formType); rec.Code != 503 || rec.Header().Get("Location") != "" {
