@@ -25,6 +25,9 @@ const (
 	GrantRefreshToken      = "refresh_token"
 	GrantClientCredentials = "client_credentials"
 	GrantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
+	// GrantAuthorizationCode is browser sign-in (SPEC §14): the code the
+	// authorize endpoint issued after the service's own sign-in page.
+	GrantAuthorizationCode = "authorization_code"
 	// GrantSocialExchange is recorded for tokens obtained by exchanging a
 	// Google, Facebook or Apple token (SPEC §7); it is not a grant_type value.
 	GrantSocialExchange = "social_exchange"

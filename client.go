@@ -3,6 +3,7 @@ package bff
 import (
 	"crypto/subtle"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -40,6 +41,12 @@ type Client struct {
 	// of every JWT response the client gets; "" leaves it to the request
 	// (SPEC §5, oauth.SelectFormat).
 	JWTTokenType string
+	// RedirectURIs are the redirect URIs of browser sign-in (SPEC §14),
+	// matched exactly (a loopback URI with any port, RFC 8252 §7.3).
+	RedirectURIs []string
+	// PKCERequired makes browser sign-in demand an S256 code_challenge. Only
+	// a client that cannot send one (the shipped Android app) turns it off.
+	PKCERequired bool
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 }
@@ -118,10 +125,24 @@ func (c *Client) RotateSecret(newHash []byte, now time.Time, grace time.Duration
 }
 
 // KnownGrantTypes are the grant types a client may be allowed.
-var KnownGrantTypes = []string{GrantPassword, GrantRefreshToken, GrantClientCredentials, GrantTokenExchange}
+var KnownGrantTypes = []string{GrantPassword, GrantRefreshToken, GrantClientCredentials, GrantTokenExchange, GrantAuthorizationCode}
+
+// MaxRedirectURIs bounds a client's redirect URIs, and MaxRedirectURILength
+// each one, in bytes.
+const (
+	MaxRedirectURIs      = 20
+	MaxRedirectURILength = 2000
+)
 
 // HasGrant reports whether the client may use grant type g.
 func (c Client) HasGrant(g string) bool { return slices.Contains(c.GrantTypes, g) }
+
+// SignsUsersIn reports whether the client signs users in — with their
+// password at the token endpoint or through browser sign-in — and so may
+// turn their tokens into web sessions (SPEC §6, §14).
+func (c Client) SignsUsersIn() bool {
+	return c.HasGrant(GrantPassword) || c.HasGrant(GrantAuthorizationCode)
+}
 
 // HasScope reports whether the client may request scope s.
 func (c Client) HasScope(s string) bool { return slices.Contains(c.Scopes, s) }
@@ -157,7 +178,75 @@ func (c Client) Validate() error {
 			return fmt.Errorf("%w: invalid scope %q", ErrInvalidInput, s)
 		}
 	}
+	if len(c.RedirectURIs) > MaxRedirectURIs {
+		return fmt.Errorf("%w: at most %d redirect_uris", ErrInvalidInput, MaxRedirectURIs)
+	}
+	for _, u := range c.RedirectURIs {
+		if err := ValidateRedirectURI(u); err != nil {
+			return err
+		}
+	}
+	if c.HasGrant(GrantAuthorizationCode) && len(c.RedirectURIs) == 0 {
+		return fmt.Errorf("%w: the authorization_code grant needs at least one redirect_uri", ErrInvalidInput)
+	}
 	return nil
+}
+
+// ValidateRedirectURI checks a redirect URI an operator registers for
+// browser sign-in (RFC 8252 §7): a private-use scheme in reverse domain
+// name form (org.openedx.app://oauth2Callback), a claimed https link, or
+// loopback http on 127.0.0.1 or [::1] ("localhost" is not accepted: it may
+// resolve elsewhere, RFC 8252 §8.3). Absolute, no fragment (RFC 6749
+// §3.1.2), no user info, printable ASCII only.
+func ValidateRedirectURI(raw string) error {
+	bad := func(why string) error {
+		return fmt.Errorf("%w: redirect_uri %q: %s", ErrInvalidInput, truncate(raw, 100), why)
+	}
+	if raw == "" || len(raw) > MaxRedirectURILength {
+		return bad(fmt.Sprintf("must be 1–%d bytes", MaxRedirectURILength))
+	}
+	for _, r := range raw {
+		if r <= 0x20 || r >= 0x7f {
+			return bad("must be printable ASCII without spaces")
+		}
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		return bad("must be an absolute URI")
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return bad("must not have a fragment")
+	}
+	if u.User != nil {
+		return bad("must not carry user information")
+	}
+	switch scheme := strings.ToLower(u.Scheme); scheme {
+	case "https":
+		if u.Host == "" {
+			return bad("https needs a host")
+		}
+	case "http":
+		if h := u.Hostname(); h != "127.0.0.1" && h != "::1" {
+			return bad("http is allowed only on the loopback addresses 127.0.0.1 and [::1]")
+		}
+	case "javascript", "data", "file", "vbscript", "about", "blob", "ftp", "ws", "wss":
+		return bad("scheme not allowed")
+	default:
+		if !strings.Contains(scheme, ".") {
+			return bad("a private-use scheme must be a reverse domain name such as org.example.app (RFC 8252 §7.1)")
+		}
+		if u.Opaque != "" && u.Host == "" && u.Path == "" {
+			return bad("must have a host or a path")
+		}
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 func validIdentifier(s string) bool {
@@ -177,4 +266,28 @@ func validScope(s string) bool {
 		}
 	}
 	return true
+}
+
+// MatchRedirectURI reports whether a redirect URI sent to the authorize
+// endpoint is one of the client's: the same string, or for a loopback
+// redirect URI the same one on any port (RFC 8252 §7.3).
+func (c Client) MatchRedirectURI(requested string) bool {
+	if slices.Contains(c.RedirectURIs, requested) {
+		return true
+	}
+	req, err := url.Parse(requested)
+	if err != nil || req.Scheme != "http" || req.Fragment != "" || req.User != nil {
+		return false
+	}
+	for _, r := range c.RedirectURIs {
+		reg, err := url.Parse(r)
+		if err != nil || reg.Scheme != "http" {
+			continue
+		}
+		if reg.Hostname() == req.Hostname() && reg.Path == req.Path && reg.RawQuery == req.RawQuery &&
+			(req.Hostname() == "127.0.0.1" || req.Hostname() == "::1") {
+			return true
+		}
+	}
+	return false
 }

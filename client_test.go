@@ -3,6 +3,7 @@ package bff
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -103,5 +104,58 @@ func TestClientRotateSecret(t *testing.T) {
 	}
 	if cl.PreviousSecretHash != nil || !cl.PreviousSecretExpiresAt.IsZero() || cl.AcceptsSecretHash(c, t0.Add(2*time.Minute)) {
 		t.Errorf("a rotation without grace kept the replaced secret: %+v", cl)
+	}
+}
+
+// TestValidateRedirectURI: the redirect URIs browser sign-in accepts (RFC
+// 8252 §7): private-use reverse-domain schemes, https, loopback http by IP.
+func TestValidateRedirectURI(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		uri   string
+		valid bool
+	}{
+		{"org.openedx.app://oauth2Callback", true},
+		{"com.example.app:/callback", true},
+		{"https://app.example.com/callback", true},
+		{"https://app.example.com/callback?x=1", true},
+		{"http://127.0.0.1/callback", true},
+		{"http://127.0.0.1:8765/callback", true},
+		{"http://[::1]:8765/cb", true},
+		{"http://localhost/callback", false},
+		{"http://app.example.com/callback", false},
+		{"https://app.example.com/callback#frag", false},
+		{"https://app.example.com/cb#", false},
+		{"https:///nohost", false},
+		{"myapp://callback", false},
+		{"javascript:alert(1)", false},
+		{"data:text/html,hi", false},
+		{"https://user:pw@app.example.com/cb", false},
+		{"/relative", false},
+		{"", false},
+		{"https://app.example.com/a b", false},
+		{"https://app.example.com/\u00e9", false},
+		{"https://app.example.com/" + strings.Repeat("a", MaxRedirectURILength), false},
+	} {
+		err := ValidateRedirectURI(tt.uri)
+		if (err == nil) != tt.valid || (err != nil && !errors.Is(err, ErrInvalidInput)) {
+			t.Errorf("ValidateRedirectURI(%q) = %v, want valid %v", tt.uri, err, tt.valid)
+		}
+	}
+	// The authorization_code grant needs a redirect URI.
+	c := Client{ID: "app", Public: true, TokenType: FormatBearer, GrantTypes: []string{GrantAuthorizationCode}}
+	if err := c.Validate(); !errors.Is(err, ErrInvalidInput) {
+		t.Errorf("authorization_code without redirect_uris: %v", err)
+	}
+	c.RedirectURIs = []string{"org.openedx.app://oauth2Callback"}
+	if err := c.Validate(); err != nil {
+		t.Errorf("authorization_code with a redirect URI: %v", err)
+	}
+	c.RedirectURIs = make([]string, MaxRedirectURIs+1)
+	for i := range c.RedirectURIs {
+		c.RedirectURIs[i] = "https://app.example.com/" + strings.Repeat("x", i+1)
+	}
+	if err := c.Validate(); !errors.Is(err, ErrInvalidInput) {
+		t.Errorf("too many redirect URIs: %v", err)
 	}
 }

@@ -32,6 +32,8 @@ var (
 	ErrNotSupportedToken = errors.New("token not supported for this exchange")
 	// ErrNoCredential means the request carried no token at all.
 	ErrNoCredential = errors.New("no credential presented")
+	// ErrCodeUsed means an authorization code was already redeemed.
+	ErrCodeUsed = errors.New("authorization code already used")
 	// ErrTooManyAttempts means login attempts are throttled.
 	ErrTooManyAttempts = errors.New("too many failed attempts")
 	// ErrProviderUnavailable means a social sign-in provider (Google,

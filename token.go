@@ -59,3 +59,34 @@ type RefreshToken struct {
 	RevokedAt *time.Time
 	Request   []byte
 }
+
+// MaxAuthorizationCodeTTL caps the lifetime of an authorization code (RFC
+// 6749 §4.1.2 recommends at most ten minutes; browser sign-in needs seconds).
+const MaxAuthorizationCodeTTL = time.Minute
+
+// AuthorizationCode is the stored record of a code the authorize endpoint
+// issued after a browser sign-in (SPEC §14). It is keyed by the HMAC
+// signature of the code, never the code itself; single use: the first
+// redemption sets UsedAt, and a second one finds it set.
+type AuthorizationCode struct {
+	Signature string
+	// RequestID is fosite's request id: the family id of every token
+	// issued from the code, so that a replay revokes them all.
+	RequestID   string
+	ClientID    string
+	UserID      int64
+	RedirectURI string
+	// CodeChallenge and CodeChallengeMethod are the PKCE challenge the
+	// code is bound to; empty for a client with pkce_required=false that
+	// sent none.
+	CodeChallenge       string
+	CodeChallengeMethod string
+	Scopes              []string
+	// AuthTime is when the user signed in (the password check, or the
+	// sign-in session's start).
+	AuthTime  time.Time
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	UsedAt    *time.Time
+	Request   []byte
+}

@@ -42,6 +42,10 @@ type NewClient struct {
 	Restricted        bool            `json:"restricted"`
 	// JWTTokenType is "JWT", "Bearer" (any case) or "" (SPEC §5).
 	JWTTokenType string `json:"jwt_token_type"`
+	// RedirectURIs are the browser sign-in redirect URIs (SPEC §14).
+	RedirectURIs []string `json:"redirect_uris"`
+	// PKCERequired defaults to true.
+	PKCERequired *bool `json:"pkce_required"`
 }
 
 // CreatedClient is a new client and, for confidential clients, its secret,
@@ -59,7 +63,11 @@ func (s *Service) CreateClient(ctx context.Context, in NewClient) (CreatedClient
 		ID: in.ID, Name: in.Name, Public: in.Public, GrantTypes: in.GrantTypes, Scopes: in.Scopes,
 		TokenType: in.TokenType, JWTRolloutPercent: in.JWTRolloutPercent, JWTEnabled: true,
 		Restricted: in.Restricted, JWTTokenType: bff.CanonicalJWTTokenType(in.JWTTokenType),
+		RedirectURIs: dedupe(in.RedirectURIs), PKCERequired: true,
 		CreatedAt: now, UpdatedAt: now, Incarnation: bff.NewIncarnation(),
+	}
+	if in.PKCERequired != nil {
+		c.PKCERequired = *in.PKCERequired
 	}
 	if c.TokenType == "" {
 		c.TokenType = bff.FormatBearer
@@ -116,6 +124,9 @@ type ClientPatch struct {
 	// JWTTokenType is "JWT", "Bearer" (any case), or "" to leave the
 	// label to the request again.
 	JWTTokenType *string `json:"jwt_token_type"`
+	// RedirectURIs replaces the list; [] clears it.
+	RedirectURIs *[]string `json:"redirect_uris"`
+	PKCERequired *bool     `json:"pkce_required"`
 }
 
 // UpdateClient applies a patch atomically; the result must still be valid.
@@ -147,6 +158,12 @@ func (s *Service) UpdateClient(ctx context.Context, id string, p ClientPatch) (b
 		}
 		if p.JWTTokenType != nil {
 			c.JWTTokenType = bff.CanonicalJWTTokenType(*p.JWTTokenType)
+		}
+		if p.RedirectURIs != nil {
+			c.RedirectURIs = dedupe(*p.RedirectURIs)
+		}
+		if p.PKCERequired != nil {
+			c.PKCERequired = *p.PKCERequired
 		}
 		c.UpdatedAt = time.Now().UTC()
 		return c.Validate()

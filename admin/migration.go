@@ -176,7 +176,12 @@ type Rollout struct {
 	JWTEnabled        bool            `json:"jwt_enabled"`
 	Restricted        bool            `json:"restricted"`
 	JWTTokenType      string          `json:"jwt_token_type"`
-	UpdatedAt         time.Time       `json:"updated_at"`
+	// BrowserSignIn is whether the client holds the authorization_code
+	// grant (SPEC §14), with its redirect URIs and PKCE rule.
+	BrowserSignIn bool      `json:"browser_sign_in"`
+	RedirectURIs  []string  `json:"redirect_uris"`
+	PKCERequired  bool      `json:"pkce_required"`
+	UpdatedAt     time.Time `json:"updated_at"`
 }
 
 // FormatCounts counts access tokens by format.
@@ -313,7 +318,9 @@ func (s *Service) Migration(ctx context.Context, w Window) (MigrationReport, err
 		cm := get(c.ID)
 		cm.Name = c.Name
 		cm.Rollout = &Rollout{TokenType: c.TokenType, JWTRolloutPercent: c.JWTRolloutPercent,
-			JWTEnabled: c.JWTEnabled, Restricted: c.Restricted, JWTTokenType: c.JWTTokenType, UpdatedAt: c.UpdatedAt}
+			JWTEnabled: c.JWTEnabled, Restricted: c.Restricted, JWTTokenType: c.JWTTokenType, UpdatedAt: c.UpdatedAt,
+			BrowserSignIn: c.HasGrant(bff.GrantAuthorizationCode), RedirectURIs: nonNilList(c.RedirectURIs),
+			PKCERequired: c.PKCERequired}
 	}
 	for _, c := range usage {
 		cm := get(c.ClientID)
@@ -350,4 +357,11 @@ func (s *Service) Migration(ctx context.Context, w Window) (MigrationReport, err
 		return strings.Compare(a.ClientID, b.ClientID)
 	})
 	return rep, nil
+}
+
+func nonNilList(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

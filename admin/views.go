@@ -18,6 +18,8 @@ type ClientView struct {
 	JWTEnabled        bool            `json:"jwt_enabled"`
 	Restricted        bool            `json:"restricted"`
 	JWTTokenType      string          `json:"jwt_token_type"` // "" leaves the label to the request
+	RedirectURIs      []string        `json:"redirect_uris"`
+	PKCERequired      bool            `json:"pkce_required"`
 	CreatedAt         time.Time       `json:"created_at"`
 	UpdatedAt         time.Time       `json:"updated_at"`
 	// PreviousSecretExpiresAt is when the secret the last rotation replaced
@@ -35,11 +37,15 @@ func ViewClient(c bff.Client) ClientView {
 	v := ClientView{
 		ID: c.ID, Name: c.Name, Public: c.Public, GrantTypes: c.GrantTypes, Scopes: c.Scopes,
 		TokenType: c.TokenType, JWTRolloutPercent: c.JWTRolloutPercent, JWTEnabled: c.JWTEnabled,
-		Restricted: c.Restricted, JWTTokenType: c.JWTTokenType, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		Restricted: c.Restricted, JWTTokenType: c.JWTTokenType, RedirectURIs: c.RedirectURIs, PKCERequired: c.PKCERequired,
+		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 	}
 	if c.PreviousSecretHash != nil {
 		exp := c.PreviousSecretExpiresAt
 		v.PreviousSecretExpiresAt = &exp
+	}
+	if v.RedirectURIs == nil {
+		v.RedirectURIs = []string{}
 	}
 	return v
 }

@@ -36,8 +36,9 @@ var (
 	pageCSP      = "default-src 'none'; style-src 'sha256-" + cssHash(dashboardCSS) + "'; img-src 'self' data:; " +
 		"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 	pages = template.Must(template.New("").Funcs(template.FuncMap{
-		"css":   func() template.CSS { return template.CSS(dashboardCSS) },
-		"share": formatShare,
+		"css":          func() template.CSS { return template.CSS(dashboardCSS) },
+		"authorizeCSS": func() template.CSS { return template.CSS(authorizeCSS) },
+		"share":        formatShare,
 	}).ParseFS(assets, "templates/*.html"))
 )
 
@@ -278,6 +279,7 @@ var grantNames = map[string]string{
 	bff.GrantClientCredentials: "client_credentials",
 	bff.GrantTokenExchange:     "token exchange (RFC 8693)",
 	bff.GrantSocialExchange:    "social exchange",
+	bff.GrantAuthorizationCode: "authorization_code (browser sign-in)",
 }
 
 // codeMeanings explain the error codes of presented tokens.

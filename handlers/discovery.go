@@ -25,6 +25,7 @@ func handleJWKS(keys *oauth.KeyManager) echo.HandlerFunc {
 // Metadata is the RFC 8414 authorization server metadata.
 type Metadata struct {
 	Issuer                           string   `json:"issuer"`
+	AuthorizationEndpoint            string   `json:"authorization_endpoint"`
 	TokenEndpoint                    string   `json:"token_endpoint"`
 	IntrospectionEndpoint            string   `json:"introspection_endpoint"`
 	RevocationEndpoint               string   `json:"revocation_endpoint"`
@@ -35,6 +36,9 @@ type Metadata struct {
 	IntrospectionEndpointAuthMethods []string `json:"introspection_endpoint_auth_methods_supported"`
 	RevocationEndpointAuthMethods    []string `json:"revocation_endpoint_auth_methods_supported"`
 	AccessTokenSigningAlgValues      []string `json:"access_token_signing_alg_values_supported"`
+	CodeChallengeMethods             []string `json:"code_challenge_methods_supported"`
+	ResponseModesSupported           []string `json:"response_modes_supported"`
+	AuthorizationResponseISS         bool     `json:"authorization_response_iss_parameter_supported"`
 	ServiceDocumentation             string   `json:"service_documentation,omitempty"`
 }
 
@@ -46,12 +50,16 @@ func newMetadata(issuer string) Metadata {
 	}
 	return Metadata{
 		Issuer:                           issuer,
+		AuthorizationEndpoint:            base + "/oauth2/authorize",
 		TokenEndpoint:                    base + "/oauth2/access_token",
 		IntrospectionEndpoint:            base + "/oauth2/introspect",
 		RevocationEndpoint:               base + "/oauth2/revoke",
 		JWKSURI:                          base + "/.well-known/jwks.json",
 		GrantTypesSupported:              slices.Clone(oauth.SupportedGrantTypes),
-		ResponseTypesSupported:           []string{}, // no authorization endpoint
+		ResponseTypesSupported:           []string{"code"},
+		ResponseModesSupported:           []string{"query"},
+		CodeChallengeMethods:             []string{"S256"},
+		AuthorizationResponseISS:         true,
 		TokenEndpointAuthMethods:         []string{"client_secret_basic", "client_secret_post", "none"},
 		IntrospectionEndpointAuthMethods: []string{"client_secret_basic", "client_secret_post"},
 		RevocationEndpointAuthMethods:    []string{"client_secret_basic", "client_secret_post", "none"},

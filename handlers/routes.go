@@ -24,6 +24,11 @@ func publicRoutes(e *echo.Echo, d Deps) {
 	withSlash(e.POST, "/oauth2/login", handleLogin(d.OAuth, d.CookieSecure, d.Metrics))
 	withSlash(e.POST, "/oauth2/logout", handleLogout(d.OAuth, d.CookieSecure))
 
+	// Browser sign-in (SPEC §14): the sign-in page and its form.
+	signIn := &authorizeFlow{svc: d.OAuth, secure: d.CookieSecure, m: d.Metrics, log: d.Log}
+	withSlash(e.GET, "/oauth2/authorize", handleAuthorize(signIn))
+	withSlash(e.POST, "/oauth2/authorize", handleAuthorizeSubmit(signIn))
+
 	withSlash(e.GET, "/api/me", handleMe(d.OAuth.Validator(), d.Metrics))
 	withSlash(e.GET, "/api/mobile/v0.5/my_user_info", handleMyUserInfo(d.OAuth.Validator(), d.Metrics))
 	// Every method, so that whatever the allowlist does not name is a 404

@@ -72,6 +72,16 @@ func handleLogout(svc *oauth.Service, cookieSecure bool) echo.HandlerFunc {
 				return edxFailure(err)
 			}
 		}
+		// The browser sign-in session ends too (SPEC §14).
+		if ck, err := c.Cookie(oauth.SignInCookieName); err == nil {
+			if err := svc.EndSignIn(c.Request().Context(), ck.Value); err != nil {
+				return edxFailure(err)
+			}
+			c.SetCookie(&http.Cookie{
+				Name: oauth.SignInCookieName, Value: "", Path: signInPath, MaxAge: -1, Expires: time.Unix(0, 0),
+				HttpOnly: true, Secure: cookieSecure, SameSite: http.SameSiteLaxMode,
+			})
+		}
 		c.SetCookie(&http.Cookie{
 			Name: oauth.SessionCookieName, Value: "", Path: "/", MaxAge: -1, Expires: time.Unix(0, 0),
 			HttpOnly: true, Secure: cookieSecure, SameSite: http.SameSiteLaxMode,

@@ -68,7 +68,7 @@ func TestTokenBadInput(t *testing.T) {
 		{"duplicate password", pw().Encode() + "&password=other", "", nil, 400, "invalid_request"},
 		{"missing grant_type", "client_id=mobile", "", nil, 400, "invalid_request"},
 		{"unknown grant_type", "grant_type=magic&client_id=mobile", "", nil, 400, "unsupported_grant_type"},
-		{"authorization_code", "grant_type=authorization_code&client_id=mobile&code=x", "", nil, 400, "unsupported_grant_type"},
+		{"authorization_code without the grant", "grant_type=authorization_code&client_id=mobile&code=x", "", nil, 400, "unauthorized_client"},
 		{"missing username", "grant_type=password&client_id=mobile&password=x", "", nil, 400, "invalid_request"},
 		{"wrong password", pw("password", "nope").Encode(), "", nil, 400, "invalid_grant"},
 		{"unknown user", pw("username", "bob").Encode(), "", nil, 400, "invalid_grant"},

@@ -52,6 +52,10 @@ type Metrics struct {
 	// Usage aggregates the issued and presented tokens per client and hour
 	// for the store (the migration views); nil records nothing there.
 	Usage *Usage
+	// Authorize counts browser sign-in answers of the authorize endpoint
+	// by result: ok (a code issued) or the error (invalid_credentials,
+	// csrf, too_many_attempts, an OAuth error code…).
+	Authorize *prometheus.CounterVec
 	// ChangeFeedUp is 1 while the PostgreSQL change feed (LISTEN) is up,
 	// that is while caches are used.
 	ChangeFeedUp prometheus.Gauge
@@ -115,6 +119,10 @@ func New() *Metrics {
 			Name: "bff_usage_flush_failures_total",
 			Help: "Flushes of the usage statistics that failed; their counts are kept and retried.",
 		}),
+		Authorize: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bff_authorize_total",
+			Help: "Browser sign-in answers of /oauth2/authorize by result: ok (code issued) or an error code.",
+		}, []string{"result"}),
 		ChangeFeedUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "bff_change_feed_up",
 			Help: "1 while the PostgreSQL change feed is connected and caches are in use.",
@@ -126,9 +134,17 @@ func New() *Metrics {
 		m.HTTPRequests, m.HTTPDuration, m.TokensIssued, m.TokensPresented, m.SocialVerifications,
 		m.SocialAudienceChecked, m.ChangeFeedUp,
 		m.BrokerRequests, m.BrokerUpstream, m.BrokerUpstreamDuration, m.BrokerCircuitState, m.BrokerJWTs,
-		m.UsageDropped, m.UsageFlushFailures,
+		m.UsageDropped, m.UsageFlushFailures, m.Authorize,
 	)
 	return m
+}
+
+// RecordAuthorize counts one answer of the authorize endpoint; "" is ok.
+func (m *Metrics) RecordAuthorize(code string) {
+	if code == "" {
+		code = "ok"
+	}
+	m.Authorize.WithLabelValues(code).Inc()
 }
 
 // RecordIssued counts an issued access token in the Prometheus counter and

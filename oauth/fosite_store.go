@@ -11,6 +11,7 @@ import (
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/pkce"
 	fositestorage "github.com/ory/fosite/storage"
 
 	bff "github.com/openedx/mobile-auth-bff"
@@ -33,6 +34,7 @@ var (
 	_ oauth2.TokenRevocationStorage                       = (*fositeStore)(nil)
 	_ oauth2.ResourceOwnerPasswordCredentialsGrantStorage = (*fositeStore)(nil)
 	_ fositestorage.Transactional                         = (*fositeStore)(nil)
+	_ pkce.PKCERequestStorage                             = (*fositeStore)(nil)
 )
 
 // --- clients ---
@@ -44,9 +46,9 @@ var _ fosite.Client = fositeClient{}
 
 func (c fositeClient) GetID() string                      { return c.ID }
 func (c fositeClient) GetHashedSecret() []byte            { return c.SecretHash }
-func (c fositeClient) GetRedirectURIs() []string          { return nil }
+func (c fositeClient) GetRedirectURIs() []string          { return c.RedirectURIs }
 func (c fositeClient) GetGrantTypes() fosite.Arguments    { return c.GrantTypes }
-func (c fositeClient) GetResponseTypes() fosite.Arguments { return nil }
+func (c fositeClient) GetResponseTypes() fosite.Arguments { return fosite.Arguments{"code"} }
 func (c fositeClient) GetScopes() fosite.Arguments        { return c.Scopes }
 func (c fositeClient) IsPublic() bool                     { return c.Public }
 func (c fositeClient) GetAudience() fosite.Arguments      { return nil }
@@ -303,18 +305,102 @@ func (s *fositeStore) RotateRefreshToken(ctx context.Context, _ string, signatur
 	return s.apply(ctx, store.MarkRefreshRotated{Signature: signature, At: time.Now().UTC()})
 }
 
-// --- authorization codes: not offered ---
+// --- authorization codes (browser sign-in, SPEC §14) ---
 
-var errNoAuthorizeCode = fmt.Errorf("authorization codes are not offered: %w", fosite.ErrNotFound)
-
-func (s *fositeStore) CreateAuthorizeCodeSession(context.Context, string, fosite.Requester) error {
-	return errNoAuthorizeCode
+// CreateAuthorizeCodeSession stores a code with what it is bound to: the
+// client, redirect URI, PKCE challenge (the sanitized form keeps them, see
+// sanitizedAuthorizeForm), user, scopes and sign-in time.
+func (s *fositeStore) CreateAuthorizeCodeSession(ctx context.Context, signature string, r fosite.Requester) error {
+	data, sess, err := marshalRequest(r, r.GetGrantedScopes())
+	if err != nil {
+		return err
+	}
+	form := r.GetRequestForm()
+	return storeErr(s.store.CreateAuthorizationCode(ctx, bff.AuthorizationCode{
+		Signature: signature, RequestID: r.GetID(), ClientID: r.GetClient().GetID(), UserID: sess.UserID,
+		RedirectURI: form.Get("redirect_uri"), CodeChallenge: form.Get("code_challenge"),
+		CodeChallengeMethod: form.Get("code_challenge_method"), Scopes: r.GetGrantedScopes(),
+		AuthTime: sess.AuthTime, CreatedAt: time.Now().UTC(), ExpiresAt: sess.GetExpiresAt(fosite.AuthorizeCode),
+		Request: data,
+	}))
 }
 
-func (s *fositeStore) GetAuthorizeCodeSession(context.Context, string, fosite.Session) (fosite.Requester, error) {
-	return nil, errNoAuthorizeCode
+// GetAuthorizeCodeSession loads a code for the token endpoint. A used code
+// comes back with fosite.ErrInvalidatedAuthorizeCode, upon which fosite
+// revokes the tokens issued from it (their family is the code's request
+// id); an expired one is not found. The user must still be enabled.
+func (s *fositeStore) GetAuthorizeCodeSession(ctx context.Context, signature string, _ fosite.Session) (fosite.Requester, error) {
+	code, req, sess, err := s.loadCode(ctx, signature)
+	if err != nil {
+		return nil, err
+	}
+	if code.UsedAt != nil {
+		return req, fosite.ErrInvalidatedAuthorizeCode
+	}
+	if !time.Now().Before(code.ExpiresAt) {
+		return nil, fmt.Errorf("authorization code expired: %w", fosite.ErrNotFound)
+	}
+	u, err := s.store.GetUser(ctx, code.UserID)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	if u.Disabled {
+		return nil, bff.ErrAccountDisabled
+	}
+	sess.setUser(u)
+	return req, nil
 }
 
-func (s *fositeStore) InvalidateAuthorizeCodeSession(context.Context, string) error {
-	return errNoAuthorizeCode
+func (s *fositeStore) loadCode(ctx context.Context, signature string) (bff.AuthorizationCode, *fosite.Request, *Session, error) {
+	code, err := s.store.GetAuthorizationCode(ctx, signature)
+	if err != nil {
+		return code, nil, nil, storeErr(err)
+	}
+	c, err := s.GetClient(ctx, code.ClientID)
+	if err != nil {
+		return code, nil, nil, err
+	}
+	req, sess, err := unmarshalRequest(code.Request, c)
+	if err != nil {
+		return code, nil, nil, err
+	}
+	if code.RedirectURI != "" {
+		req.Form.Set("redirect_uri", code.RedirectURI)
+	}
+	return code, req, sess, nil
 }
+
+// InvalidateAuthorizeCodeSession redeems the code in the transaction that
+// writes its tokens: of two concurrent redemptions one fails (ErrCodeUsed).
+func (s *fositeStore) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
+	return s.apply(ctx, store.RedeemAuthorizationCode{Signature: signature, At: time.Now().UTC()})
+}
+
+// sanitizedAuthorizeForm is what an authorize request keeps of its form
+// for the code: the redirect URI and the PKCE challenge it is bound to.
+var sanitizedAuthorizeForm = []string{"code", "redirect_uri", "code_challenge", "code_challenge_method"}
+
+// CreatePKCERequestSession does nothing: the challenge is stored with the
+// code itself (CreateAuthorizeCodeSession), in the same write.
+func (s *fositeStore) CreatePKCERequestSession(context.Context, string, fosite.Requester) error {
+	return nil
+}
+
+// GetPKCERequestSession returns the challenge a code is bound to;
+// fosite.ErrNotFound for a code issued without one.
+func (s *fositeStore) GetPKCERequestSession(ctx context.Context, signature string, _ fosite.Session) (fosite.Requester, error) {
+	code, req, _, err := s.loadCode(ctx, signature)
+	if err != nil {
+		return nil, err
+	}
+	if code.CodeChallenge == "" {
+		return nil, fmt.Errorf("no PKCE challenge: %w", fosite.ErrNotFound)
+	}
+	req.Form.Set("code_challenge", code.CodeChallenge)
+	req.Form.Set("code_challenge_method", code.CodeChallengeMethod)
+	return req, nil
+}
+
+// DeletePKCERequestSession does nothing: the code's redemption retires
+// its challenge with it.
+func (s *fositeStore) DeletePKCERequestSession(context.Context, string) error { return nil }

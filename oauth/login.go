@@ -35,7 +35,7 @@ func validCookieValue(v string) bool {
 
 // sessionGrants are the grants whose families began with a user signing
 // in; only their tokens become web sessions (SPEC §6).
-var sessionGrants = map[string]bool{bff.GrantPassword: true, bff.GrantSocialExchange: true}
+var sessionGrants = map[string]bool{bff.GrantPassword: true, bff.GrantSocialExchange: true, bff.GrantAuthorizationCode: true}
 
 // Login exchanges an access token presented in the Authorization header
 // for a web session, and returns the cookie value. The token must be valid
@@ -53,7 +53,7 @@ func (s *Service) Login(ctx context.Context, c Credential) (string, bff.Session,
 	if err != nil {
 		return "", bff.Session{}, err
 	}
-	if p.User == nil || !sessionGrants[p.GrantType] || !p.Client.HasGrant(bff.GrantPassword) {
+	if p.User == nil || !sessionGrants[p.GrantType] || !p.Client.SignsUsersIn() {
 		return "", bff.Session{}, withClient(p.Client.ID, bff.ErrNotSupportedToken)
 	}
 	// The same token always gives the same cookie (a JWT is known by its

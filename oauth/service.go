@@ -90,7 +90,7 @@ type hashQueue struct {
 }
 
 // SupportedGrantTypes are the grant_type values the token endpoint knows.
-var SupportedGrantTypes = []string{bff.GrantPassword, bff.GrantRefreshToken, bff.GrantClientCredentials, bff.GrantTokenExchange}
+var SupportedGrantTypes = []string{bff.GrantPassword, bff.GrantRefreshToken, bff.GrantClientCredentials, bff.GrantTokenExchange, bff.GrantAuthorizationCode}
 
 // NewService wires fosite to the store and the keys.
 func NewService(st store.Store, keys *KeyManager, secrets *Secrets, cfg Config, log *slog.Logger) (*Service, error) {
@@ -141,6 +141,14 @@ func NewService(st store.Store, keys *KeyManager, secrets *Secrets, cfg Config, 
 		ClientAuthenticationStrategy: s.authenticateClient,
 		AccessTokenIssuer:            cfg.Issuer,
 		SendDebugMessagesToClients:   false,
+		// Browser sign-in (SPEC §14): codes live a minute at most and keep
+		// their redirect URI and PKCE challenge. (state needs no entropy
+		// here: ParseAuthorize, ADR 23.)
+		AuthorizeCodeLifespan:          bff.MaxAuthorizationCodeTTL,
+		SanitationWhiteList:            sanitizedAuthorizeForm,
+		EnablePKCEPlainChallengeMethod: false,
+		RedirectSecureChecker:          func(_ context.Context, u *url.URL) bool { return bff.ValidateRedirectURI(u.String()) == nil },
+		OmitRedirectScopeParam:         false,
 	}
 	hmac := compose.NewOAuth2HMACStrategy(fcfg)
 	strategy := &tokenStrategy{HMACSHAStrategy: hmac, keys: keys, users: st, issuer: cfg.Issuer, audience: cfg.Audience}
@@ -156,6 +164,8 @@ func NewService(st store.Store, keys *KeyManager, secrets *Secrets, cfg Config, 
 		compose.OAuth2ResourceOwnerPasswordCredentialsFactory,
 		compose.OAuth2RefreshTokenGrantFactory,
 		compose.OAuth2ClientCredentialsGrantFactory,
+		compose.OAuth2AuthorizeExplicitFactory,
+		pkceFactory,
 		s.socialExchangeFactory,
 		tokenExchange,
 	).(*fosite.Fosite)
@@ -400,6 +410,9 @@ func (s *Service) issue(ctx context.Context, r *http.Request, st *requestState) 
 		}
 	}
 	ctx = context.WithValue(ctx, stateKey{}, st)
+	if grant == bff.GrantAuthorizationCode {
+		ctx = withPKCERequired(ctx, false) // the code's challenge decides (pkce.go)
+	}
 	ar, err := s.provider.NewAccessRequest(ctx, r, NewSession())
 	if err != nil {
 		return TokenResult{}, standardError(err)
@@ -416,6 +429,12 @@ func (s *Service) issue(ctx context.Context, r *http.Request, st *requestState) 
 	case bff.GrantClientCredentials:
 		sess.GrantType = bff.GrantClientCredentials
 		sess.AuthTime = time.Now().UTC()
+	case bff.GrantAuthorizationCode:
+		// The session is the code's: the user and the sign-in time, the
+		// scopes granted at the authorize endpoint.
+		if sess.GrantType == "" {
+			sess.GrantType = bff.GrantAuthorizationCode
+		}
 	}
 	// The grants that start a family grant nothing by themselves: without
 	// scope, a token gets every scope of the client; the grant handler has
@@ -458,6 +477,16 @@ func (s *Service) issue(ctx context.Context, r *http.Request, st *requestState) 
 	// Every token write of the response goes to the store in one call.
 	txCtx, _ := s.fstore.BeginTX(ctx)
 	resp, err := s.provider.NewAccessResponse(txCtx, ar)
+	if errors.Is(err, bff.ErrCodeUsed) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
+		// Another redemption of the code won the race (found when writing
+		// the tokens, or when fosite loads the code a second time): this
+		// one is a replay, and the tokens of the winner are revoked (RFC
+		// 6749 §4.1.2).
+		if rerr := s.fstore.RevokeAccessToken(ctx, ar.GetID()); rerr != nil {
+			return TokenResult{}, rerr
+		}
+		return TokenResult{}, fosite.ErrInvalidGrant.WithHint("The authorization code has already been used.")
+	}
 	if err != nil {
 		return TokenResult{}, standardError(err)
 	}

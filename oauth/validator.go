@@ -223,7 +223,7 @@ func (v *Validator) validateSession(ctx context.Context, cookie string) (_ bff.P
 	if err != nil {
 		return bff.Principal{}, err
 	}
-	if !client.HasGrant(bff.GrantPassword) {
+	if !client.SignsUsersIn() {
 		// Sessions are only made for clients that sign users in; one that
 		// lost the grant loses its sessions too.
 		return bff.Principal{}, fmt.Errorf("%w: the client no longer signs users in", bff.ErrTokenRevoked)

@@ -31,6 +31,7 @@ type Store interface {
 	Identities
 	Idempotency
 	Usage
+	AuthorizationCodes
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.
@@ -107,9 +108,22 @@ type Tokens interface {
 	// RevokedJTIs returns every revoked JWT id that has not expired at now,
 	// with its expiry: the set a cache keeps in memory.
 	RevokedJTIs(ctx context.Context, now time.Time) (map[string]time.Time, error)
-	// PruneTokens deletes tokens, families, revoked JWT ids and sessions
+	// PruneTokens deletes tokens, families, authorization codes, revoked JWT ids and sessions
 	// that expired before the given time, and returns how many rows went.
 	PruneTokens(ctx context.Context, before time.Time) (int64, error)
+}
+
+// AuthorizationCodes keeps the codes of browser sign-in (SPEC §14). A code
+// is redeemed by the RedeemAuthorizationCode op, in the transaction that
+// creates its tokens, so that of two concurrent redemptions one fails.
+type AuthorizationCodes interface {
+	// CreateAuthorizationCode stores a new code; ErrConflict when its
+	// signature exists, ErrNotFound when its client or user does not.
+	CreateAuthorizationCode(ctx context.Context, c bff.AuthorizationCode) error
+	// GetAuthorizationCode returns a code by signature, expired or used
+	// ones included (UsedAt set): a replay must be told apart from an
+	// unknown code.
+	GetAuthorizationCode(ctx context.Context, signature string) (bff.AuthorizationCode, error)
 }
 
 // Sessions keeps web sessions. Disabling a user or changing the password
@@ -341,18 +355,27 @@ type RevokeFamily struct {
 	At       time.Time
 }
 
+// RedeemAuthorizationCode marks a code used. It fails with ErrCodeUsed when
+// the code was used already (the whole transaction with it), ErrNotFound
+// when there is no such code.
+type RedeemAuthorizationCode struct {
+	Signature string
+	At        time.Time
+}
+
 // EndSession ends the web session with this id, if there is one: the
 // session made from an access token that is being revoked (RFC 7009 §2.1).
 type EndSession struct{ ID string }
 
-func (CreateAccessToken) tokenOp()  {}
-func (CreateRefreshToken) tokenOp() {}
-func (MarkRefreshRotated) tokenOp() {}
-func (RevokeRefreshToken) tokenOp() {}
-func (RevokeAccessToken) tokenOp()  {}
-func (RevokeJTI) tokenOp()          {}
-func (RevokeFamily) tokenOp()       {}
-func (EndSession) tokenOp()         {}
+func (CreateAccessToken) tokenOp()       {}
+func (CreateRefreshToken) tokenOp()      {}
+func (MarkRefreshRotated) tokenOp()      {}
+func (RevokeRefreshToken) tokenOp()      {}
+func (RevokeAccessToken) tokenOp()       {}
+func (RevokeJTI) tokenOp()               {}
+func (RevokeFamily) tokenOp()            {}
+func (EndSession) tokenOp()              {}
+func (RedeemAuthorizationCode) tokenOp() {}
 
 // Change events: what another instance must forget from its caches. The
 // PostgreSQL store sends them with NOTIFY in the transaction that makes the

@@ -68,12 +68,12 @@ func migrateCommand(ctx context.Context, args []string, getenv func(string) stri
 const adminUsage = `admin commands (JSON on stdout; they need BFF_DATABASE_URL and BFF_SECRET):
   create-client --id ID [--name N] [--public] [--grant-types a,b] [--scopes a,b]
                 [--token-type bearer|jwt] [--rollout 0-100] [--jwt-enabled=false] [--restricted]
-                [--jwt-token-type JWT|Bearer]
+                [--jwt-token-type JWT|Bearer] [--redirect-uris u1,u2] [--pkce-required=false]
   list-clients
   get-client ID
   update-client ID [--name N] [--grant-types a,b] [--scopes a,b] [--token-type bearer|jwt]
                 [--rollout 0-100] [--jwt-enabled true|false] [--restricted true|false]
-                [--jwt-token-type JWT|Bearer|""]
+                [--jwt-token-type JWT|Bearer|""] [--redirect-uris u1,u2|""] [--pkce-required true|false]
   delete-client ID
   rotate-client-secret ID [--grace 1h] [--secret-file F | --secret-stdin]
                 a new secret for a confidential client (generated unless given), shown once;
@@ -219,8 +219,8 @@ func runAdmin(ctx context.Context, svc *admin.Service, cmd string, args []string
 	switch cmd {
 	case "create-client":
 		var in admin.NewClient
-		var grants, scopes, tokenType string
-		jwtEnabled := true
+		var grants, scopes, tokenType, redirectURIs string
+		jwtEnabled, pkceRequired := true, true
 		fs.StringVar(&in.ID, "id", "", "client id")
 		fs.StringVar(&in.Name, "name", "", "display name")
 		fs.BoolVar(&in.Public, "public", false, "public client (mobile app): no secret")
@@ -231,10 +231,13 @@ func runAdmin(ctx context.Context, svc *admin.Service, cmd string, args []string
 		fs.BoolVar(&jwtEnabled, "jwt-enabled", true, "JWT kill switch")
 		fs.BoolVar(&in.Restricted, "restricted", false, "restricted client: JWT only")
 		fs.StringVar(&in.JWTTokenType, "jwt-token-type", "", "token_type of JWT responses: JWT, Bearer or empty (by request)")
+		fs.StringVar(&redirectURIs, "redirect-uris", "", "comma-separated browser sign-in redirect URIs")
+		fs.BoolVar(&pkceRequired, "pkce-required", true, "browser sign-in needs a PKCE S256 challenge")
 		if err := parseInterspersed(fs, args); err != nil {
 			return nil, fmt.Errorf("%w: %v", errUsage, err)
 		}
 		in.GrantTypes, in.Scopes, in.TokenType, in.JWTEnabled = splitList(grants), splitList(scopes), bff.TokenFormat(tokenType), &jwtEnabled
+		in.RedirectURIs, in.PKCERequired = splitList(redirectURIs), &pkceRequired
 		if in.Scopes == nil {
 			in.Scopes = []string{}
 		}
@@ -293,7 +296,7 @@ func runAdmin(ctx context.Context, svc *admin.Service, cmd string, args []string
 		v.Secret = rotated.Secret
 		return v, nil
 	case "update-client":
-		var name, grants, scopes, tokenType, rollout, jwtEnabled, restricted, jwtTokenType optional
+		var name, grants, scopes, tokenType, rollout, jwtEnabled, restricted, jwtTokenType, redirectURIs, pkceRequired optional
 		fs.Var(&name, "name", "")
 		fs.Var(&grants, "grant-types", "")
 		fs.Var(&scopes, "scopes", "")
@@ -302,6 +305,8 @@ func runAdmin(ctx context.Context, svc *admin.Service, cmd string, args []string
 		fs.Var(&jwtEnabled, "jwt-enabled", "")
 		fs.Var(&restricted, "restricted", "")
 		fs.Var(&jwtTokenType, "jwt-token-type", "")
+		fs.Var(&redirectURIs, "redirect-uris", "")
+		fs.Var(&pkceRequired, "pkce-required", "")
 		if err := parseInterspersed(fs, args); err != nil {
 			return nil, fmt.Errorf("%w: %v", errUsage, err)
 		}
@@ -328,6 +333,13 @@ func runAdmin(ctx context.Context, svc *admin.Service, cmd string, args []string
 		if jwtTokenType.set {
 			p.JWTTokenType = &jwtTokenType.val
 		}
+		if redirectURIs.set {
+			u := splitList(redirectURIs.val)
+			if u == nil {
+				u = []string{}
+			}
+			p.RedirectURIs = &u
+		}
 		if rollout.set {
 			n, err := strconv.Atoi(rollout.val)
 			if err != nil {
@@ -338,7 +350,7 @@ func runAdmin(ctx context.Context, svc *admin.Service, cmd string, args []string
 		for _, b := range []struct {
 			o   optional
 			dst **bool
-		}{{jwtEnabled, &p.JWTEnabled}, {restricted, &p.Restricted}} {
+		}{{jwtEnabled, &p.JWTEnabled}, {restricted, &p.Restricted}, {pkceRequired, &p.PKCERequired}} {
 			if b.o.set {
 				v, err := strconv.ParseBool(b.o.val)
 				if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	bff "github.com/openedx/mobile-auth-bff"
 	"github.com/openedx/mobile-auth-bff/internal/testdb"
 )
 
@@ -110,6 +112,23 @@ func TestCLIAdmin(t *testing.T) {
 	}
 	if _, err := cli(t, env, "admin", "update-client", "app", "--rollout", "400"); err == nil {
 		t.Error("update-client accepted rollout 400")
+	}
+	// Browser sign-in fields (SPEC §14): redirect URIs validated, PKCE on by default.
+	if app["pkce_required"] != true || fmt.Sprint(app["redirect_uris"]) != "[]" {
+		t.Errorf("new client's browser sign-in fields: %v", app)
+	}
+	upd = mustCLI(t, env, "admin", "update-client", "app", "--redirect-uris", "org.openedx.app://oauth2Callback,http://127.0.0.1/cb",
+		"--pkce-required", "false")
+	if fmt.Sprint(upd["redirect_uris"]) != "[org.openedx.app://oauth2Callback http://127.0.0.1/cb]" || upd["pkce_required"] != false {
+		t.Errorf("update-client --redirect-uris: %v", upd)
+	}
+	if _, err := cli(t, env, "admin", "update-client", "app", "--redirect-uris", "http://evil.example.com/cb"); !errors.Is(err, bff.ErrInvalidInput) {
+		t.Errorf("update-client accepted a non-loopback http redirect URI: %v", err)
+	}
+	web := mustCLI(t, env, "admin", "create-client", "--id", "web", "--public", "--grant-types", "authorization_code,refresh_token",
+		"--redirect-uris", "https://app.example.com/cb")
+	if web["pkce_required"] != true || fmt.Sprint(web["grant_types"]) != "[authorization_code refresh_token]" {
+		t.Errorf("create-client with browser sign-in: %v", web)
 	}
 
 	pwFile := filepath.Join(t.TempDir(), "pw")

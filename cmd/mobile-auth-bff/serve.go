@@ -77,10 +77,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 				"backend", ac.Backend, "fix", ac.Fix)
 		}
 	}
+	var demoCB *demoCallback
 	if *demo {
 		if err := seedDemo(ctx, a, stdout); err != nil {
 			return fmt.Errorf("seed demo data: %w", err)
 		}
+		cb, err := startDemoCallback(ctx, a)
+		if err != nil {
+			return fmt.Errorf("demo browser sign-in: %w", err)
+		}
+		demoCB = cb
 	}
 	// A new BFF_ADMIN_TOKEN ends the dashboard sessions of the old one
 	// (ADR 20): every instance refuses a session of another token, and this
@@ -134,6 +140,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	for _, s := range servers {
 		log.Info("listening", "listener", s.name, "addr", s.ln.Addr().String())
+	}
+	if err := printDemoBrowser(stdout, demoCB, servers[0].ln.Addr()); err != nil {
+		log.Warn("print the demo's browser sign-in URL", "err", err)
 	}
 
 	bgCtx, stopBackground := context.WithCancel(ctx)

@@ -37,6 +37,7 @@ type Store struct {
 	identities  map[identityKey]bff.Identity
 	idempotency map[idempotencyID]bff.IdempotencyRecord
 	dashboard   map[string]bff.AdminSession // the admin dashboard's sign-ins, by id
+	codes       map[string]bff.AuthorizationCode
 
 	usageMu sync.Mutex // usage has a lock of its own: flushes never wait for token writes
 	usage   map[bff.UsageKey]int64
@@ -71,6 +72,7 @@ func New() *Store {
 		identities:  map[identityKey]bff.Identity{},
 		idempotency: map[idempotencyID]bff.IdempotencyRecord{},
 		dashboard:   map[string]bff.AdminSession{},
+		codes:       map[string]bff.AuthorizationCode{},
 		usage:       map[bff.UsageKey]int64{},
 	}
 }
@@ -159,6 +161,11 @@ func (s *Store) DeleteClient(_ context.Context, id string) error {
 			delete(s.families, fid)
 		}
 	}
+	for sig, c := range s.codes {
+		if c.ClientID == id {
+			delete(s.codes, sig)
+		}
+	}
 	for sid, sess := range s.sessions {
 		if sess.ClientID == id {
 			delete(s.sessions, sid)
@@ -172,6 +179,7 @@ func cloneClient(c bff.Client) bff.Client {
 	c.PreviousSecretHash = slices.Clone(c.PreviousSecretHash)
 	c.GrantTypes = slices.Clone(c.GrantTypes)
 	c.Scopes = slices.Clone(c.Scopes)
+	c.RedirectURIs = slices.Clone(c.RedirectURIs)
 	return c
 }
 
@@ -424,6 +432,11 @@ func (s *Store) ApplyTokenOps(_ context.Context, ops []store.TokenOp) error {
 			s.revokeFamilyLocked(op.FamilyID, op.At)
 		case store.EndSession:
 			delete(s.sessions, op.ID)
+		case store.RedeemAuthorizationCode:
+			c := s.codes[op.Signature]
+			at := op.At
+			c.UsedAt = &at
+			s.codes[op.Signature] = c
 		}
 	}
 	return nil
@@ -478,6 +491,7 @@ func (s *Store) checkIncarnationLocked(clientID, incarnation string) error {
 func (s *Store) checkOpsLocked(ops []store.TokenOp) error {
 	createdAccess := map[string]bool{}
 	createdRefresh := map[string]bool{}
+	redeemed := map[string]bool{}
 	for _, op := range ops {
 		switch op := op.(type) {
 		case store.CreateAccessToken:
@@ -516,6 +530,15 @@ func (s *Store) checkOpsLocked(ops []store.TokenOp) error {
 			if _, ok := s.access[op.Signature]; !ok && !createdAccess[op.Signature] {
 				return fmt.Errorf("access token: %w", bff.ErrNotFound)
 			}
+		case store.RedeemAuthorizationCode:
+			c, ok := s.codes[op.Signature]
+			switch {
+			case !ok:
+				return fmt.Errorf("authorization code: %w", bff.ErrNotFound)
+			case c.UsedAt != nil || redeemed[op.Signature]:
+				return fmt.Errorf("authorization code: %w", bff.ErrCodeUsed)
+			}
+			redeemed[op.Signature] = true
 		case store.RevokeJTI, store.RevokeFamily, store.EndSession:
 		default:
 			return fmt.Errorf("unknown token op %T: %w", op, bff.ErrInvalidInput)
@@ -630,6 +653,12 @@ func (s *Store) PruneTokens(_ context.Context, before time.Time) (int64, error) 
 	for id := range s.families {
 		if !live[id] {
 			delete(s.families, id)
+			n++
+		}
+	}
+	for sig, c := range s.codes {
+		if c.ExpiresAt.Before(before) {
+			delete(s.codes, sig)
 			n++
 		}
 	}

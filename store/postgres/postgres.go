@@ -101,7 +101,7 @@ func dbErr(op string, err error) error {
 		return nil
 	}
 	if errors.Is(err, bff.ErrNotFound) || errors.Is(err, bff.ErrConflict) ||
-		errors.Is(err, bff.ErrInvalidInput) || errors.Is(err, bff.ErrUnavailable) {
+		errors.Is(err, bff.ErrInvalidInput) || errors.Is(err, bff.ErrUnavailable) || errors.Is(err, bff.ErrCodeUsed) {
 		return err // already mapped, by a callback inside a transaction
 	}
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -192,6 +192,8 @@ func (b *opBatch) apply(ctx context.Context, tx pgx.Tx, op store.TokenOp) error 
 			return dbErr("end session", err)
 		}
 		return nil
+	case store.RedeemAuthorizationCode:
+		return redeemCode(ctx, tx, op.Signature, op.At)
 	default:
 		return fmt.Errorf("unknown token op %T: %w", op, bff.ErrInvalidInput)
 	}
@@ -351,6 +353,7 @@ func (s *Store) PruneTokens(ctx context.Context, before time.Time) (int64, error
 			`DELETE FROM token_families f WHERE created_at < $1
 				AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.family_id = f.id)
 				AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.family_id = f.id)`,
+			`DELETE FROM authorization_codes WHERE expires_at < $1`,
 			`DELETE FROM revoked_jtis WHERE expires_at < $1`,
 			`DELETE FROM sessions WHERE expires_at < $1`,
 			`DELETE FROM login_failures WHERE window_start < $1::timestamptz - interval '24 hours'`,

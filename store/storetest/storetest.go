@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -64,6 +65,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UsageConcurrentAdds", testUsageConcurrentAdds},
 		{"UsagePrune", testUsagePrune},
 		{"ActiveTokens", testActiveTokens},
+		{"AuthorizationCodes", testAuthorizationCodes},
+		{"AuthorizationCodeRace", testAuthorizationCodeRace},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -119,7 +122,8 @@ func testClients(t *testing.T, s store.Store) {
 		ID: "backend", Name: "Backend", SecretHash: []byte{1, 2, 3}, GrantTypes: []string{bff.GrantClientCredentials},
 		Scopes: []string{"read"}, TokenType: bff.FormatJWT, JWTRolloutPercent: 25, JWTEnabled: false,
 		Restricted: true, JWTTokenType: bff.LabelBearer, CreatedAt: now(), UpdatedAt: now(),
-		Incarnation: "first-incarnation",
+		Incarnation:  "first-incarnation",
+		RedirectURIs: []string{"org.openedx.app://oauth2Callback", "http://127.0.0.1/callback"}, PKCERequired: true,
 	}
 	if err := s.CreateClient(ctx, conf); err != nil {
 		t.Fatal(err)
@@ -167,6 +171,26 @@ func testClients(t *testing.T, s store.Store) {
 	}
 	if got, _ = s.GetClient(ctx, "mobile"); got.JWTTokenType != "" || got.JWTRolloutPercent != 50 {
 		t.Errorf("after clearing jwt_token_type: %+v", got)
+	}
+	// Redirect URIs and pkce_required are kept and replaced whole.
+	if _, err := s.UpdateClient(ctx, "mobile", func(c *bff.Client) error {
+		c.RedirectURIs = []string{"https://app.example.com/cb"}
+		c.PKCERequired = false
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = s.GetClient(ctx, "mobile"); !slices.Equal(got.RedirectURIs, []string{"https://app.example.com/cb"}) || got.PKCERequired {
+		t.Errorf("after setting redirect_uris: %+v", got)
+	}
+	if _, err := s.UpdateClient(ctx, "mobile", func(c *bff.Client) error {
+		c.RedirectURIs, c.PKCERequired = nil, true
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = s.GetClient(ctx, "mobile"); len(got.RedirectURIs) != 0 || !got.PKCERequired {
+		t.Errorf("after clearing redirect_uris: %+v", got)
 	}
 	_, err = s.UpdateClient(ctx, "nope", func(*bff.Client) error { return nil })
 	wantErr(t, "UpdateClient(nope)", err, bff.ErrNotFound)

@@ -1,0 +1,2 @@
+ALTER TABLE clients DROP COLUMN IF EXISTS pkce_required;
+ALTER TABLE clients DROP COLUMN IF EXISTS redirect_uris;
