@@ -15,6 +15,7 @@ import (
 	"github.com/openedx/mobile-auth-bff/internal/testdb"
 	"github.com/openedx/mobile-auth-bff/internal/testenv"
 	"github.com/openedx/mobile-auth-bff/oauth"
+	"github.com/openedx/mobile-auth-bff/social"
 )
 
 // BenchmarkSocialExchange is the whole social exchange through the HTTP
@@ -51,7 +52,7 @@ func benchSocialExchange(b *testing.B, postgres bool, variant string, hit bool, 
 	provider, check, _ := strings.Cut(variant, "+")
 	google, facebook, apple := fakesocial.NewGoogle(b), fakesocial.NewFacebook(b), fakesocial.NewApple(b, "org.example.app")
 	env := testenv.New(b, testenv.Options{Postgres: postgres, Cache: postgres, Config: func(c *oauth.Config) {
-		c.Social = oauth.SocialConfig{GoogleUserinfoURL: google.URL(), FacebookDebugTokenURL: facebook.CheckURL(),
+		c.Social = social.Config{GoogleUserinfoURL: google.URL(), FacebookDebugTokenURL: facebook.CheckURL(),
 			FacebookAppID: fakesocial.FacebookAppID, FacebookAppSecret: fakesocial.FacebookAppSecret,
 			AppleJWKSURL: apple.URL(), AppleAudiences: []string{"org.example.app"}}
 		if check == "tokeninfo" {
