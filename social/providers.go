@@ -337,8 +337,8 @@ type appleProvider struct {
 
 // appleClaims are the claims of an Apple id_token this service reads.
 type appleClaims struct {
-	Issuer   string   `json:"iss"`
-	Audience audience `json:"aud"`
+	Issuer   string       `json:"iss"`
+	Audience bff.Audience `json:"aud"`
 	// AuthorizedParty (azp) is the app the token was issued to, which
 	// OpenID Connect requires when aud names several audiences.
 	AuthorizedParty string `json:"azp"`
@@ -489,28 +489,6 @@ func (a *appleProvider) download(ctx context.Context) (map[string]*rsa.PublicKey
 	}
 	return keys, nil
 }
-
-// audience is the aud claim of an id_token: a string or an array of
-// strings.
-type audience []string
-
-// UnmarshalJSON reads a string or an array of strings.
-func (a *audience) UnmarshalJSON(b []byte) error {
-	var one string
-	if err := json.Unmarshal(b, &one); err == nil {
-		*a = audience{one}
-		return nil
-	}
-	var many []string
-	if err := json.Unmarshal(b, &many); err != nil {
-		return err
-	}
-	*a = many
-	return nil
-}
-
-// Contains reports whether aud is one of the audiences.
-func (a audience) Contains(aud string) bool { return slices.Contains(a, aud) }
 
 // splitList splits comma-separated lists (BFF_APPLE_AUDIENCE,
 // BFF_GOOGLE_CLIENT_IDS) into their distinct, non-empty entries.
