@@ -60,7 +60,10 @@ type Provider interface {
 // CheckNonce.
 type Rejection struct{ Reason string }
 
-func (e *Rejection) Error() string        { return ErrRejected.Error() + ": " + e.Reason }
+// Error says the token was rejected, and why.
+func (e *Rejection) Error() string { return ErrRejected.Error() + ": " + e.Reason }
+
+// Is makes errors.Is(err, ErrRejected) hold for every Rejection.
 func (e *Rejection) Is(target error) bool { return target == ErrRejected }
 
 func rejected(format string, args ...any) error {
