@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -75,7 +76,7 @@ func benchSocialExchange(b *testing.B, postgres bool, variant string, hit bool, 
 		// RS256 signatures are deterministic: a nonce makes each token new.
 		n++
 		claims := apple.Claims("alice-sub", time.Now())
-		claims["nonce"] = n
+		claims["nonce"] = strconv.Itoa(n) // a string, as Apple sends it: appleClaims reads one
 		return apple.Sign(apple.Current(), claims)
 	}
 	path := "/oauth2/exchange_access_token/" + provider + "/"
