@@ -9,7 +9,7 @@ import (
 
 	bff "github.com/openedx/mobile-auth-bff"
 	"github.com/openedx/mobile-auth-bff/internal/fakesocial"
-	"github.com/openedx/mobile-auth-bff/oauth"
+	"github.com/openedx/mobile-auth-bff/social"
 )
 
 // syncLog collects log lines written concurrently.
@@ -134,7 +134,7 @@ func TestSocialExchangeAudience(t *testing.T) {
 func TestSocialExchangeAudienceProviderTrouble(t *testing.T) {
 	t.Parallel()
 	logs := newSyncLog()
-	e := newSocialEnv(t, socialOptions{log: logs, social: func(c *oauth.SocialConfig) { c.Timeout = 150 * time.Millisecond }})
+	e := newSocialEnv(t, socialOptions{log: logs, social: func(c *social.Config) { c.Timeout = 150 * time.Millisecond }})
 	u := e.User(t, "vic")
 	e.link(t, u, bff.ProviderGoogle, "vic")
 	e.link(t, u, bff.ProviderFacebook, "vic")
@@ -169,7 +169,7 @@ func TestSocialExchangeAudienceProviderTrouble(t *testing.T) {
 	}
 
 	// A service configured with a wrong app secret.
-	wrong := newSocialEnv(t, socialOptions{log: logs, social: func(c *oauth.SocialConfig) { c.FacebookAppSecret = "wrong-secret-0001" }})
+	wrong := newSocialEnv(t, socialOptions{log: logs, social: func(c *social.Config) { c.FacebookAppSecret = "wrong-secret-0001" }})
 	wrong.link(t, wrong.User(t, "vic"), bff.ProviderFacebook, "vic")
 	rec := wrong.exchange(bff.ProviderFacebook, exchangeForm(wrong.facebook.Issue("vic")))
 	if rec.Code != http.StatusBadGateway || strings.Contains(rec.Body.String(), "wrong-secret") {

@@ -9,7 +9,7 @@ import (
 
 	bff "github.com/openedx/mobile-auth-bff"
 	"github.com/openedx/mobile-auth-bff/internal/fakesocial"
-	"github.com/openedx/mobile-auth-bff/oauth"
+	"github.com/openedx/mobile-auth-bff/social"
 )
 
 // TestSocialExchangeAzureAD: Microsoft sign-in (SPEC §7). The app's MSAL
@@ -24,7 +24,7 @@ func TestSocialExchangeAzureAD(t *testing.T) {
 		t.Run(storeName(pg), func(t *testing.T) {
 			t.Parallel()
 			logs := newSyncLog()
-			e := newSocialEnv(t, socialOptions{postgres: pg, log: logs, social: func(c *oauth.SocialConfig) { c.Timeout = 150 * time.Millisecond }})
+			e := newSocialEnv(t, socialOptions{postgres: pg, log: logs, social: func(c *social.Config) { c.Timeout = 150 * time.Millisecond }})
 			const subject = "48d31887-5fad-4d73-a9f5-3c356e68a038" // a work account's object id
 			u := e.User(t, "aiko")
 			e.link(t, u, bff.ProviderAzureAD, subject)

@@ -20,6 +20,7 @@ import (
 	"github.com/openedx/mobile-auth-bff/internal/fakesocial"
 	"github.com/openedx/mobile-auth-bff/internal/testenv"
 	"github.com/openedx/mobile-auth-bff/oauth"
+	"github.com/openedx/mobile-auth-bff/social"
 	"github.com/openedx/mobile-auth-bff/store"
 )
 
@@ -40,7 +41,7 @@ type socialEnv struct {
 type socialOptions struct {
 	postgres bool
 	wrap     func(store.Store) store.Store
-	social   func(*oauth.SocialConfig)
+	social   func(*social.Config)
 	// unchecked leaves out the platform's Google client ids and Facebook
 	// app: Google and Facebook tokens of any app are accepted (userinfo,
 	// /me), as SPEC §7's defaults do.
@@ -54,7 +55,7 @@ func newSocialEnv(t testing.TB, o socialOptions) *socialEnv {
 		apple: fakesocial.NewApple(t, appleAudience), clock: &clock{}}
 	e.Env = testenv.New(t, testenv.Options{Postgres: o.postgres, Cache: o.postgres, Wrap: o.wrap, Log: o.log, LogLevel: slog.LevelDebug, Config: func(c *oauth.Config) {
 		c.Now = e.clock.now
-		c.Social = oauth.SocialConfig{GoogleUserinfoURL: e.google.URL(), FacebookMeURL: e.facebook.URL(),
+		c.Social = social.Config{GoogleUserinfoURL: e.google.URL(), FacebookMeURL: e.facebook.URL(),
 			AppleJWKSURL: e.apple.URL(), AppleAudiences: []string{appleAudience}, AzureADGraphMeURL: e.microsoft.URL()}
 		if !o.unchecked {
 			c.Social.GoogleTokeninfoURL, c.Social.GoogleClientIDs = e.google.CheckURL(), []string{fakesocial.GoogleClientID, androidClientID}
@@ -384,7 +385,7 @@ func TestSocialExchangeDisabledAccount(t *testing.T) {
 // or too slow is a 502 provider_unavailable, told apart from a bad token.
 func TestSocialExchangeProviderUnavailable(t *testing.T) {
 	t.Parallel()
-	e := newSocialEnv(t, socialOptions{social: func(c *oauth.SocialConfig) {
+	e := newSocialEnv(t, socialOptions{social: func(c *social.Config) {
 		c.Timeout = 150 * time.Millisecond
 		c.FacebookMeURL, c.FacebookDebugTokenURL = fakesocial.UnreachableURL(t), fakesocial.UnreachableURL(t)
 	}})
@@ -429,7 +430,7 @@ func TestSocialExchangeProviderUnavailable(t *testing.T) {
 // says so; the other backends work.
 func TestSocialExchangeAppleDisabled(t *testing.T) {
 	t.Parallel()
-	e := newSocialEnv(t, socialOptions{social: func(c *oauth.SocialConfig) { c.AppleAudiences = nil }})
+	e := newSocialEnv(t, socialOptions{social: func(c *social.Config) { c.AppleAudiences = nil }})
 	rec := e.exchange(bff.ProviderApple, exchangeForm(e.apple.IDToken("x")))
 	if rec.Code != 400 || !strings.Contains(decodeOAuthErr(t, rec).Description, "BFF_APPLE_AUDIENCE") {
 		t.Errorf("apple-id without an audience: %d %s", rec.Code, rec.Body)

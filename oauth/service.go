@@ -21,6 +21,7 @@ import (
 	"github.com/ory/fosite/handler/oauth2"
 
 	bff "github.com/openedx/mobile-auth-bff"
+	"github.com/openedx/mobile-auth-bff/social"
 	"github.com/openedx/mobile-auth-bff/store"
 )
 
@@ -36,7 +37,7 @@ type Config struct {
 	// PasswordChecks bounds the password checks running and waiting.
 	PasswordChecks PasswordCheckLimits
 	// Social reaches the Google, Facebook and Apple sign-in providers.
-	Social SocialConfig
+	Social social.Config
 	// Now is the clock of the validator, of client authentication (a
 	// rotated secret's grace) and of the social exchange (Apple
 	// id_token expiry, cached provider answers); nil means time.Now. Tests
@@ -56,7 +57,7 @@ type Service struct {
 	throttle  *Throttle
 	hashSlots chan struct{} // bounds concurrent password checks
 	hashQueue hashQueue     // bounds the requests waiting for a slot
-	social    *social
+	social    *social.Verifier
 	log       *slog.Logger
 	now       func() time.Time // the clock of client authentication (a rotated secret's grace)
 }
@@ -104,7 +105,7 @@ func NewService(st store.Store, keys *KeyManager, secrets *Secrets, cfg Config, 
 	if now == nil {
 		now = time.Now
 	}
-	soc, err := newSocial(cfg.Social, now)
+	soc, err := social.New(cfg.Social, now)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/openedx/mobile-auth-bff/internal/testdb"
 	"github.com/openedx/mobile-auth-bff/internal/testenv"
 	"github.com/openedx/mobile-auth-bff/oauth"
+	"github.com/openedx/mobile-auth-bff/social"
 )
 
 // BenchmarkSocialExchange is the whole social exchange through the HTTP
@@ -51,7 +53,7 @@ func benchSocialExchange(b *testing.B, postgres bool, variant string, hit bool, 
 	provider, check, _ := strings.Cut(variant, "+")
 	google, facebook, apple := fakesocial.NewGoogle(b), fakesocial.NewFacebook(b), fakesocial.NewApple(b, "org.example.app")
 	env := testenv.New(b, testenv.Options{Postgres: postgres, Cache: postgres, Config: func(c *oauth.Config) {
-		c.Social = oauth.SocialConfig{GoogleUserinfoURL: google.URL(), FacebookDebugTokenURL: facebook.CheckURL(),
+		c.Social = social.Config{GoogleUserinfoURL: google.URL(), FacebookDebugTokenURL: facebook.CheckURL(),
 			FacebookAppID: fakesocial.FacebookAppID, FacebookAppSecret: fakesocial.FacebookAppSecret,
 			AppleJWKSURL: apple.URL(), AppleAudiences: []string{"org.example.app"}}
 		if check == "tokeninfo" {
@@ -74,7 +76,7 @@ func benchSocialExchange(b *testing.B, postgres bool, variant string, hit bool, 
 		// RS256 signatures are deterministic: a nonce makes each token new.
 		n++
 		claims := apple.Claims("alice-sub", time.Now())
-		claims["nonce"] = n
+		claims["nonce"] = strconv.Itoa(n) // a string, as Apple sends it: appleClaims reads one
 		return apple.Sign(apple.Current(), claims)
 	}
 	path := "/oauth2/exchange_access_token/" + provider + "/"

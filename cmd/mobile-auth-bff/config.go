@@ -16,6 +16,7 @@ import (
 	bff "github.com/openedx/mobile-auth-bff"
 	"github.com/openedx/mobile-auth-bff/broker"
 	"github.com/openedx/mobile-auth-bff/oauth"
+	"github.com/openedx/mobile-auth-bff/social"
 	"github.com/openedx/mobile-auth-bff/store/postgres"
 )
 
@@ -58,7 +59,7 @@ type config struct {
 	FacebookMeURL         string
 	FacebookDebugTokenURL string
 	FacebookAppID         string
-	FacebookAppSecret     oauth.Redacted // prints as [redacted]
+	FacebookAppSecret     social.Redacted // prints as [redacted]
 	AppleJWKSURL          string
 	AppleAudience         string
 	AzureADGraphMeURL     string
@@ -113,7 +114,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		FacebookMeURL:            r.str("BFF_FACEBOOK_ME_URL", "https://graph.facebook.com/v19.0/me"),
 		FacebookDebugTokenURL:    r.str("BFF_FACEBOOK_DEBUG_TOKEN_URL", "https://graph.facebook.com/v19.0/debug_token"),
 		FacebookAppID:            r.str("BFF_FACEBOOK_APP_ID", ""),
-		FacebookAppSecret:        oauth.Redacted(r.str("BFF_FACEBOOK_APP_SECRET", "")),
+		FacebookAppSecret:        social.Redacted(r.str("BFF_FACEBOOK_APP_SECRET", "")),
 		AppleJWKSURL:             r.str("BFF_APPLE_JWKS_URL", "https://appleid.apple.com/auth/keys"),
 		AppleAudience:            r.str("BFF_APPLE_AUDIENCE", ""),
 		AzureADGraphMeURL:        r.str("BFF_AZUREAD_GRAPH_ME_URL", "https://graph.microsoft.com/v1.0/me"),

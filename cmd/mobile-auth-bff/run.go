@@ -15,6 +15,7 @@ import (
 	"github.com/openedx/mobile-auth-bff/broker"
 	"github.com/openedx/mobile-auth-bff/metrics"
 	"github.com/openedx/mobile-auth-bff/oauth"
+	"github.com/openedx/mobile-auth-bff/social"
 	"github.com/openedx/mobile-auth-bff/store"
 	"github.com/openedx/mobile-auth-bff/store/cache"
 	"github.com/openedx/mobile-auth-bff/store/memory"
@@ -135,7 +136,7 @@ func (a *app) wire(ctx context.Context) error {
 		Issuer: a.cfg.Issuer, Audience: a.cfg.Audience, AccessTokenTTL: a.cfg.AccessTokenTTL,
 		RefreshTokenTTL: a.cfg.RefreshTokenTTL, RefreshReuseGrace: a.cfg.RefreshReuseGrace,
 		SessionTTL: a.cfg.SessionTTL, Throttle: a.cfg.Throttle,
-		Social: oauth.SocialConfig{
+		Social: social.Config{
 			GoogleUserinfoURL: a.cfg.GoogleUserinfoURL, GoogleTokeninfoURL: a.cfg.GoogleTokeninfoURL,
 			GoogleClientIDs: a.cfg.GoogleClientIDs,
 			FacebookMeURL:   a.cfg.FacebookMeURL, FacebookDebugTokenURL: a.cfg.FacebookDebugTokenURL,

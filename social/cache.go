@@ -1,4 +1,4 @@
-package oauth
+package social
 
 import (
 	"context"
@@ -10,13 +10,13 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// Provider answers are kept at most socialAnswerTTL (and never beyond the
+// Provider answers are kept at most answerTTL (and never beyond the
 // token's own expiry), so that an app replaying its provider token does
 // not cost a call to Google each time, while a token the provider revoked
 // stops working within a minute. Bad answers are not kept.
 const (
-	socialAnswerTTL     = 60 * time.Second
-	socialAnswerEntries = 10_000
+	answerTTL     = 60 * time.Second
+	answerEntries = 10_000
 )
 
 // answerKey identifies a provider token without holding it.
@@ -26,13 +26,13 @@ type answerKey struct {
 }
 
 type answer struct {
-	id    ProviderIdentity
+	id    Identity
 	until time.Time
 }
 
-// answerCache remembers good provider answers and makes concurrent
+// Cache remembers good provider answers and makes concurrent
 // verifications of one token share one provider call.
-type answerCache struct {
+type Cache struct {
 	now     func() time.Time
 	observe func(backend, result string)
 	calls   singleflight.Group
@@ -43,15 +43,19 @@ type answerCache struct {
 	swept   time.Time // last walk for expired answers
 }
 
-func newAnswerCache(now func() time.Time, observe func(backend, result string)) *answerCache {
+// NewCache returns an empty cache whose clock is now; observe, when not
+// nil, is told the result of every verification: ok, rejected,
+// unavailable, or cached.
+func NewCache(now func() time.Time, observe func(backend, result string)) *Cache {
 	if observe == nil {
 		observe = func(string, string) {}
 	}
-	return &answerCache{now: now, observe: observe, entries: map[answerKey]answer{}, max: socialAnswerEntries}
+	return &Cache{now: now, observe: observe, entries: map[answerKey]answer{}, max: answerEntries}
 }
 
-// verify answers from the cache or asks p; cached reports which.
-func (c *answerCache) verify(ctx context.Context, backend string, p Provider, token string) (ProviderIdentity, bool, error) {
+// Verify answers from the cache or asks p, backend's provider; cached
+// reports which.
+func (c *Cache) Verify(ctx context.Context, backend string, p Provider, token string) (Identity, bool, error) {
 	k := answerKey{backend: backend, sum: sha256.Sum256([]byte(token))}
 	if id, ok := c.get(k); ok {
 		c.observe(backend, "cached")
@@ -65,7 +69,7 @@ func (c *answerCache) verify(ctx context.Context, backend string, p Provider, to
 		case err == nil:
 			c.put(k, id)
 			c.observe(backend, "ok")
-		case errors.Is(err, ErrProviderRejected):
+		case errors.Is(err, ErrRejected):
 			c.observe(backend, "rejected")
 		default:
 			c.observe(backend, "unavailable")
@@ -74,32 +78,32 @@ func (c *answerCache) verify(ctx context.Context, backend string, p Provider, to
 	})
 	select {
 	case <-ctx.Done():
-		return ProviderIdentity{}, false, unavailable(backend, "%s", transportFailure(ctx.Err()))
+		return Identity{}, false, unavailable(backend, "%s", transportFailure(ctx.Err()))
 	case r := <-ch:
 		if r.Err != nil {
-			return ProviderIdentity{}, false, r.Err
+			return Identity{}, false, r.Err
 		}
-		return r.Val.(ProviderIdentity), false, nil
+		return r.Val.(Identity), false, nil
 	}
 }
 
-func (c *answerCache) get(k answerKey) (ProviderIdentity, bool) {
+func (c *Cache) get(k answerKey) (Identity, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	a, ok := c.entries[k]
 	if !ok {
-		return ProviderIdentity{}, false
+		return Identity{}, false
 	}
 	if !c.now().Before(a.until) {
 		delete(c.entries, k)
-		return ProviderIdentity{}, false
+		return Identity{}, false
 	}
 	return a.id, true
 }
 
-func (c *answerCache) put(k answerKey, id ProviderIdentity) {
+func (c *Cache) put(k answerKey, id Identity) {
 	now := c.now()
-	until := now.Add(socialAnswerTTL)
+	until := now.Add(answerTTL)
 	if !id.ExpiresAt.IsZero() && id.ExpiresAt.Before(until) {
 		until = id.ExpiresAt
 	}
@@ -131,7 +135,7 @@ func (c *answerCache) put(k answerKey, id ProviderIdentity) {
 }
 
 // len returns the number of cached answers, for tests.
-func (c *answerCache) len() int {
+func (c *Cache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.entries)

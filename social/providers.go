@@ -1,4 +1,4 @@
-package oauth
+package social
 
 import (
 	"context"
@@ -21,16 +21,16 @@ import (
 	bff "github.com/openedx/mobile-auth-bff"
 )
 
-// DefaultProviderTimeout bounds every call to a social provider (SPEC §7).
-const DefaultProviderTimeout = 5 * time.Second
+// DefaultTimeout bounds every call to a social provider (SPEC §7).
+const DefaultTimeout = 5 * time.Second
 
-// ErrProviderRejected means a social provider, or the check of an Apple
+// ErrRejected means a social provider, or the check of an Apple
 // id_token, judged the presented token bad: invalid, expired, for another
 // audience, badly signed. It is wrapped with a reason fit for the client.
-var ErrProviderRejected = errors.New("provider rejected the token")
+var ErrRejected = errors.New("provider rejected the token")
 
-// ProviderIdentity is what a provider vouches for about a token's holder.
-type ProviderIdentity struct {
+// Identity is what a provider vouches for about a token's holder.
+type Identity struct {
 	// Subject is the provider's stable id of the account: sub for Google and
 	// Apple, id for Facebook and Microsoft Graph.
 	Subject string
@@ -43,26 +43,31 @@ type ProviderIdentity struct {
 	Email, Name string
 	// Nonce is an Apple id_token's nonce claim, empty when it has none.
 	// It is part of the cached answer, and every exchange that sends a
-	// nonce checks it against this (checkNonce), cached answer or not.
+	// nonce checks it against this (CheckNonce), cached answer or not.
 	Nonce string
 }
 
 // Provider verifies a provider token and names the account behind it.
-// Errors wrap ErrProviderRejected when the token is bad and
+// Errors wrap ErrRejected when the token is bad and
 // bff.ErrProviderUnavailable when the provider cannot be asked; neither
 // ever holds the token.
 type Provider interface {
-	Verify(ctx context.Context, token string) (ProviderIdentity, error)
+	Verify(ctx context.Context, token string) (Identity, error)
 }
 
-// rejection is an ErrProviderRejected with its reason.
-type rejection struct{ reason string }
+// Rejection is an ErrRejected with its reason, fit for the client (it
+// never holds the token): errors.As finds it in the errors of Verify and
+// CheckNonce.
+type Rejection struct{ Reason string }
 
-func (e *rejection) Error() string        { return ErrProviderRejected.Error() + ": " + e.reason }
-func (e *rejection) Is(target error) bool { return target == ErrProviderRejected }
+// Error says the token was rejected, and why.
+func (e *Rejection) Error() string { return ErrRejected.Error() + ": " + e.Reason }
+
+// Is makes errors.Is(err, ErrRejected) hold for every Rejection.
+func (e *Rejection) Is(target error) bool { return target == ErrRejected }
 
 func rejected(format string, args ...any) error {
-	return &rejection{reason: fmt.Sprintf(format, args...)}
+	return &Rejection{Reason: fmt.Sprintf(format, args...)}
 }
 
 func unavailable(backend, format string, args ...any) error {
@@ -164,29 +169,29 @@ type googleProvider struct {
 	endpoint string
 }
 
-func (g *googleProvider) Verify(ctx context.Context, token string) (ProviderIdentity, error) {
+func (g *googleProvider) Verify(ctx context.Context, token string) (Identity, error) {
 	status, body, err := getJSON(ctx, g.client, bff.ProviderGoogle, g.endpoint, token)
 	if err != nil {
-		return ProviderIdentity{}, err
+		return Identity{}, err
 	}
 	if status != http.StatusOK {
-		return ProviderIdentity{}, statusVerdict(bff.ProviderGoogle, status)
+		return Identity{}, statusVerdict(bff.ProviderGoogle, status)
 	}
 	var info struct {
 		Sub string `json:"sub"`
 		ID  string `json:"id"` // the v2 endpoint's name for it
 	}
 	if err := json.Unmarshal(body, &info); err != nil {
-		return ProviderIdentity{}, unavailable(bff.ProviderGoogle, "malformed userinfo answer")
+		return Identity{}, unavailable(bff.ProviderGoogle, "malformed userinfo answer")
 	}
 	sub := info.Sub
 	if sub == "" {
 		sub = info.ID
 	}
 	if sub == "" {
-		return ProviderIdentity{}, rejected("the token does not identify a Google account (%s)", googleIdentityScopes)
+		return Identity{}, rejected("the token does not identify a Google account (%s)", googleIdentityScopes)
 	}
-	return ProviderIdentity{Subject: sub}, nil
+	return Identity{Subject: sub}, nil
 }
 
 // googleIdentityScopes says which scopes make Google name the account (sub)
@@ -217,22 +222,22 @@ func newFacebookProvider(client *http.Client, meURL string) (*facebookProvider, 
 // (API unknown/service, rate limits, temporary blocks), not a bad token.
 var facebookTransient = []int{1, 2, 4, 17, 32, 341, 613}
 
-func (f *facebookProvider) Verify(ctx context.Context, token string) (ProviderIdentity, error) {
+func (f *facebookProvider) Verify(ctx context.Context, token string) (Identity, error) {
 	status, body, err := getJSON(ctx, f.client, bff.ProviderFacebook, f.endpoint, token)
 	if err != nil {
-		return ProviderIdentity{}, err
+		return Identity{}, err
 	}
 	if status == http.StatusOK {
 		var me struct {
 			ID string `json:"id"`
 		}
 		if err := json.Unmarshal(body, &me); err != nil {
-			return ProviderIdentity{}, unavailable(bff.ProviderFacebook, "malformed /me answer")
+			return Identity{}, unavailable(bff.ProviderFacebook, "malformed /me answer")
 		}
 		if me.ID == "" {
-			return ProviderIdentity{}, rejected("the token does not identify a Facebook account")
+			return Identity{}, rejected("the token does not identify a Facebook account")
 		}
-		return ProviderIdentity{Subject: me.ID}, nil
+		return Identity{Subject: me.ID}, nil
 	}
 	if status >= 400 && status < 500 && status != http.StatusTooManyRequests {
 		var e struct {
@@ -242,10 +247,10 @@ func (f *facebookProvider) Verify(ctx context.Context, token string) (ProviderId
 			} `json:"error"`
 		}
 		if json.Unmarshal(body, &e) == nil && (e.Error.Transient || slices.Contains(facebookTransient, e.Error.Code)) {
-			return ProviderIdentity{}, unavailable(bff.ProviderFacebook, "transient error %d", e.Error.Code)
+			return Identity{}, unavailable(bff.ProviderFacebook, "transient error %d", e.Error.Code)
 		}
 	}
-	return ProviderIdentity{}, statusVerdict(bff.ProviderFacebook, status)
+	return Identity{}, statusVerdict(bff.ProviderFacebook, status)
 }
 
 // --- Microsoft ---
@@ -260,19 +265,19 @@ type azureADProvider struct {
 	endpoint string
 }
 
-func (a *azureADProvider) Verify(ctx context.Context, token string) (ProviderIdentity, error) {
+func (a *azureADProvider) Verify(ctx context.Context, token string) (Identity, error) {
 	status, body, err := getJSON(ctx, a.client, bff.ProviderAzureAD, a.endpoint, token)
 	if err != nil {
-		return ProviderIdentity{}, err
+		return Identity{}, err
 	}
 	switch status {
 	case http.StatusOK:
 	case http.StatusUnauthorized: // InvalidAuthenticationToken: bad, expired, or not for Graph
-		return ProviderIdentity{}, rejected("Microsoft Graph does not accept it (invalid, expired, or not a Graph token)")
+		return Identity{}, rejected("Microsoft Graph does not accept it (invalid, expired, or not a Graph token)")
 	case http.StatusForbidden: // Authorization_RequestDenied
-		return ProviderIdentity{}, rejected("Microsoft Graph refuses to read the account with it (was User.Read granted?)")
+		return Identity{}, rejected("Microsoft Graph refuses to read the account with it (was User.Read granted?)")
 	default:
-		return ProviderIdentity{}, statusVerdict(bff.ProviderAzureAD, status)
+		return Identity{}, statusVerdict(bff.ProviderAzureAD, status)
 	}
 	var me struct {
 		ID                string `json:"id"`
@@ -281,16 +286,16 @@ func (a *azureADProvider) Verify(ctx context.Context, token string) (ProviderIde
 		DisplayName       string `json:"displayName"`
 	}
 	if err := json.Unmarshal(body, &me); err != nil {
-		return ProviderIdentity{}, unavailable(bff.ProviderAzureAD, "malformed /me answer")
+		return Identity{}, unavailable(bff.ProviderAzureAD, "malformed /me answer")
 	}
 	if me.ID == "" {
-		return ProviderIdentity{}, rejected("the token does not identify a Microsoft account")
+		return Identity{}, rejected("the token does not identify a Microsoft account")
 	}
 	email := me.Mail
 	if email == "" {
 		email = me.UserPrincipalName
 	}
-	return ProviderIdentity{Subject: me.ID, Email: email, Name: me.DisplayName}, nil
+	return Identity{Subject: me.ID, Email: email, Name: me.DisplayName}, nil
 }
 
 // --- Apple ---
@@ -317,7 +322,7 @@ var errFetchNotAllowed = errors.New("key set fetched too recently")
 // appleProvider verifies Sign in with Apple id_tokens locally, against
 // Apple's published keys: RS256 only, iss, aud (and azp), exp. The nonce
 // is not its business: it depends on the request, not on the token, so
-// the exchange checks it on every request (checkNonce).
+// the exchange checks it on every request (CheckNonce).
 type appleProvider struct {
 	client    *http.Client
 	jwksURL   string
@@ -335,8 +340,8 @@ type appleProvider struct {
 
 // appleClaims are the claims of an Apple id_token this service reads.
 type appleClaims struct {
-	Issuer   string   `json:"iss"`
-	Audience Audience `json:"aud"`
+	Issuer   string       `json:"iss"`
+	Audience bff.Audience `json:"aud"`
 	// AuthorizedParty (azp) is the app the token was issued to, which
 	// OpenID Connect requires when aud names several audiences.
 	AuthorizedParty string `json:"azp"`
@@ -347,53 +352,53 @@ type appleClaims struct {
 	NotBefore       int64  `json:"nbf"`
 }
 
-func (a *appleProvider) Verify(ctx context.Context, token string) (ProviderIdentity, error) {
+func (a *appleProvider) Verify(ctx context.Context, token string) (Identity, error) {
 	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
-		return ProviderIdentity{}, rejected("the id_token is not an RS256-signed JWT")
+		return Identity{}, rejected("the id_token is not an RS256-signed JWT")
 	}
 	kid := jws.Signatures[0].Header.KeyID
 	if kid == "" {
-		return ProviderIdentity{}, rejected("the id_token names no signing key (kid)")
+		return Identity{}, rejected("the id_token names no signing key (kid)")
 	}
 	key, err := a.key(ctx, kid)
 	if err != nil {
-		return ProviderIdentity{}, err
+		return Identity{}, err
 	}
 	payload, err := jws.Verify(key)
 	if err != nil {
-		return ProviderIdentity{}, rejected("the id_token signature does not verify")
+		return Identity{}, rejected("the id_token signature does not verify")
 	}
 	var c appleClaims
 	if err := json.Unmarshal(payload, &c); err != nil {
-		return ProviderIdentity{}, rejected("the id_token claims are malformed")
+		return Identity{}, rejected("the id_token claims are malformed")
 	}
 	now := a.now()
 	exp := time.Unix(c.Expiry, 0)
 	switch {
 	case c.Issuer != AppleIssuer:
-		return ProviderIdentity{}, rejected("the id_token was not issued by Apple (iss)")
+		return Identity{}, rejected("the id_token was not issued by Apple (iss)")
 	case !slices.ContainsFunc(a.audiences, c.Audience.Contains):
-		return ProviderIdentity{}, rejected("the id_token is for another app (aud)")
+		return Identity{}, rejected("the id_token is for another app (aud)")
 	// OpenID Connect Core §3.1.3.7: with several audiences, azp names the
 	// app the token was issued to, and it must be one of ours; an azp
 	// present with a single audience must be one of ours too.
 	case len(c.Audience) > 1 && c.AuthorizedParty == "":
-		return ProviderIdentity{}, rejected("the id_token names several audiences but no azp")
+		return Identity{}, rejected("the id_token names several audiences but no azp")
 	case c.AuthorizedParty != "" && !slices.Contains(a.audiences, c.AuthorizedParty):
-		return ProviderIdentity{}, rejected("the id_token was issued to another app (azp)")
+		return Identity{}, rejected("the id_token was issued to another app (azp)")
 	case c.Expiry == 0:
-		return ProviderIdentity{}, rejected("the id_token has no exp")
+		return Identity{}, rejected("the id_token has no exp")
 	case !now.Before(exp):
-		return ProviderIdentity{}, rejected("the id_token has expired")
+		return Identity{}, rejected("the id_token has expired")
 	case c.IssuedAt != 0 && time.Unix(c.IssuedAt, 0).After(now.Add(appleIATSkew)):
-		return ProviderIdentity{}, rejected("the id_token is issued in the future (iat)")
+		return Identity{}, rejected("the id_token is issued in the future (iat)")
 	case c.NotBefore != 0 && time.Unix(c.NotBefore, 0).After(now.Add(appleIATSkew)):
-		return ProviderIdentity{}, rejected("the id_token is not valid yet (nbf)")
+		return Identity{}, rejected("the id_token is not valid yet (nbf)")
 	case c.Subject == "":
-		return ProviderIdentity{}, rejected("the id_token has no sub")
+		return Identity{}, rejected("the id_token has no sub")
 	}
-	return ProviderIdentity{Subject: c.Subject, ExpiresAt: exp, Nonce: c.Nonce}, nil
+	return Identity{Subject: c.Subject, ExpiresAt: exp, Nonce: c.Nonce}, nil
 }
 
 // key returns Apple's public key kid, fetching the key set when it is

@@ -1,4 +1,4 @@
-package oauth
+package social
 
 import (
 	"bytes"
@@ -203,7 +203,7 @@ func TestAudienceProvidersDown(t *testing.T) {
 		appSecret: fakesocial.FacebookAppSecret, now: time.Now}
 	for name, p := range map[string]Provider{"google": g, "facebook": f} {
 		_, err := p.Verify(context.Background(), "tok")
-		if got := verdict(ProviderIdentity{}, err); got != "unavailable" {
+		if got := verdict(Identity{}, err); got != "unavailable" {
 			t.Errorf("%s unreachable: %s", name, got)
 		}
 		if strings.Contains(err.Error(), fakesocial.FacebookAppSecret) || strings.Contains(err.Error(), "127.0.0.1") {
@@ -247,17 +247,17 @@ func TestAudienceAnswerCacheTTL(t *testing.T) {
 				// Whole seconds, as the providers answer; a second of slack
 				// for expires_in, which Google counts down.
 				token := fake.IssueGrant(fakesocial.Grant{Subject: "s", Expires: clock.Now().Add(life).Truncate(time.Second).Add(time.Second)})
-				c := newAnswerCache(clock.Now, nil)
-				want := min(life, socialAnswerTTL)
-				if _, _, err := c.verify(ctx, backend, p, token); err != nil {
+				c := NewCache(clock.Now, nil)
+				want := min(life, answerTTL)
+				if _, _, err := c.Verify(ctx, backend, p, token); err != nil {
 					t.Fatal(err)
 				}
 				clock.Add(want - 2*time.Second)
-				if _, cached, _ := c.verify(ctx, backend, p, token); !cached {
+				if _, cached, _ := c.Verify(ctx, backend, p, token); !cached {
 					t.Errorf("not cached %s later", want-2*time.Second)
 				}
 				clock.Add(3 * time.Second)
-				if _, cached, _ := c.verify(ctx, backend, p, token); cached {
+				if _, cached, _ := c.Verify(ctx, backend, p, token); cached {
 					t.Errorf("still cached %s later: the bound is %s", want+time.Second, want)
 				}
 				if fake.Calls() != 2 {
@@ -363,7 +363,7 @@ func TestProvidersDoNotFollowRedirects(t *testing.T) {
 				s := mk(t)
 				s.redirect(status)
 				_, err := s.provider(newProviderClient(time.Second)).Verify(context.Background(), s.token)
-				if got := verdict(ProviderIdentity{}, err); got != "unavailable" {
+				if got := verdict(Identity{}, err); got != "unavailable" {
 					t.Errorf("redirect: %s (%v), want unavailable", got, err)
 				}
 				if n := s.target(); n != 0 {
@@ -385,14 +385,14 @@ func TestProvidersDoNotFollowRedirects(t *testing.T) {
 
 func TestNewSocialAudienceChecks(t *testing.T) {
 	t.Parallel()
-	base := SocialConfig{GoogleUserinfoURL: "https://g.test/userinfo", GoogleTokeninfoURL: "https://g.test/tokeninfo",
+	base := Config{GoogleUserinfoURL: "https://g.test/userinfo", GoogleTokeninfoURL: "https://g.test/tokeninfo",
 		FacebookMeURL: "https://f.test/me", FacebookDebugTokenURL: "https://f.test/debug_token",
 		AppleJWKSURL: "https://a.test/keys", AppleAudiences: []string{"org.example.app"}}
 	// Microsoft Graph cannot tell the app: azuread-oauth2 never checks.
 	azure := AudienceCheck{bff.ProviderAzureAD, false, azureADUnchecked}
 	tests := []struct {
 		name   string
-		change func(*SocialConfig)
+		change func(*Config)
 		want   []AudienceCheck
 	}{
 		{"nothing configured", nil, []AudienceCheck{
@@ -400,16 +400,16 @@ func TestNewSocialAudienceChecks(t *testing.T) {
 			{bff.ProviderFacebook, false, "set BFF_FACEBOOK_APP_ID and BFF_FACEBOOK_APP_SECRET to the platform's Facebook app"},
 			{bff.ProviderApple, true, ""},
 		}},
-		{"both configured", func(c *SocialConfig) {
+		{"both configured", func(c *Config) {
 			c.GoogleClientIDs = []string{" a.apps.googleusercontent.com, b.apps.googleusercontent.com "}
 			c.FacebookAppID, c.FacebookAppSecret = "1", "s"
 		}, []AudienceCheck{{bff.ProviderGoogle, true, ""}, {bff.ProviderFacebook, true, ""}, {bff.ProviderApple, true, ""}}},
-		{"apple off, google checked", func(c *SocialConfig) {
+		{"apple off, google checked", func(c *Config) {
 			c.AppleAudiences = nil
 			c.GoogleClientIDs = []string{"a.apps.googleusercontent.com"}
 		}, []AudienceCheck{{bff.ProviderGoogle, true, ""},
 			{bff.ProviderFacebook, false, "set BFF_FACEBOOK_APP_ID and BFF_FACEBOOK_APP_SECRET to the platform's Facebook app"}}},
-		{"microsoft on, the others configured", func(c *SocialConfig) {
+		{"microsoft on, the others configured", func(c *Config) {
 			c.GoogleClientIDs = []string{"a.apps.googleusercontent.com"}
 			c.FacebookAppID, c.FacebookAppSecret = "1", "s"
 			c.AzureADGraphMeURL = "https://m.test/v1.0/me"
@@ -421,11 +421,11 @@ func TestNewSocialAudienceChecks(t *testing.T) {
 			if tt.change != nil {
 				tt.change(&cfg)
 			}
-			soc, err := newSocial(cfg, time.Now)
+			soc, err := New(cfg, time.Now)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := (&Service{social: soc}).AudienceChecks()
+			got := soc.AudienceChecks()
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("AudienceChecks (-want +got):\n%s", diff)
 			}
@@ -435,7 +435,7 @@ func TestNewSocialAudienceChecks(t *testing.T) {
 	cfg := base
 	cfg.GoogleClientIDs = []string{"a.apps.googleusercontent.com"}
 	cfg.FacebookAppID, cfg.FacebookAppSecret = "1", "s"
-	soc, _ := newSocial(cfg, time.Now)
+	soc, _ := New(cfg, time.Now)
 	if _, ok := soc.providers[bff.ProviderGoogle].(*googleTokeninfoProvider); !ok {
 		t.Errorf("google provider is %T", soc.providers[bff.ProviderGoogle])
 	}
@@ -443,15 +443,15 @@ func TestNewSocialAudienceChecks(t *testing.T) {
 		t.Errorf("facebook provider is %T", soc.providers[bff.ProviderFacebook])
 	}
 	// Half an app is refused rather than silently left unchecked.
-	for _, half := range []SocialConfig{{FacebookAppID: "1"}, {FacebookAppSecret: "s"}} {
-		if _, err := newSocial(half, time.Now); err == nil || strings.Contains(err.Error(), "s\"") {
+	for _, half := range []Config{{FacebookAppID: "1"}, {FacebookAppSecret: "s"}} {
+		if _, err := New(half, time.Now); err == nil || strings.Contains(err.Error(), "s\"") {
 			t.Errorf("app id %q with secret set=%v: %v", half.FacebookAppID, half.FacebookAppSecret != "", err)
 		}
 	}
 	// Checking configured without its endpoint disables rather than
 	// falling back to the unchecked endpoint.
 	cfg.GoogleTokeninfoURL, cfg.FacebookDebugTokenURL = "", ""
-	soc, _ = newSocial(cfg, time.Now)
+	soc, _ = New(cfg, time.Now)
 	for _, b := range []string{bff.ProviderGoogle, bff.ProviderFacebook} {
 		if _, on := soc.providers[b]; on || soc.disabled[b] == "" {
 			t.Errorf("%s enabled without its checking endpoint", b)
@@ -465,36 +465,36 @@ func TestNewSocialAudienceChecks(t *testing.T) {
 // configured backends and Apple are unaffected.
 func TestNewSocialRequireAudienceCheck(t *testing.T) {
 	t.Parallel()
-	base := SocialConfig{GoogleUserinfoURL: "https://g.test/userinfo", GoogleTokeninfoURL: "https://g.test/tokeninfo",
+	base := Config{GoogleUserinfoURL: "https://g.test/userinfo", GoogleTokeninfoURL: "https://g.test/tokeninfo",
 		FacebookMeURL: "https://f.test/me", FacebookDebugTokenURL: "https://f.test/debug_token",
 		AppleJWKSURL: "https://a.test/keys", AppleAudiences: []string{"org.example.app"},
 		AzureADGraphMeURL: "https://m.test/v1.0/me", RequireAudienceCheck: true}
 	azure := AudienceCheck{bff.ProviderAzureAD, false, azureADUnchecked}
 	tests := []struct {
 		name     string
-		change   func(*SocialConfig)
+		change   func(*Config)
 		withheld []string
 		checks   []AudienceCheck
 	}{
 		{"nothing configured", nil, []string{bff.ProviderGoogle, bff.ProviderFacebook, bff.ProviderAzureAD},
 			[]AudienceCheck{{bff.ProviderApple, true, ""}}},
-		{"google opted in", func(c *SocialConfig) { c.AcceptAnyApp = []string{bff.ProviderGoogle} }, []string{bff.ProviderFacebook, bff.ProviderAzureAD},
+		{"google opted in", func(c *Config) { c.AcceptAnyApp = []string{bff.ProviderGoogle} }, []string{bff.ProviderFacebook, bff.ProviderAzureAD},
 			[]AudienceCheck{{bff.ProviderGoogle, false, "set BFF_GOOGLE_CLIENT_IDS to the OAuth client ids of the platform's apps"}, {bff.ProviderApple, true, ""}}},
-		{"both opted in, one list entry", func(c *SocialConfig) { c.AcceptAnyApp = []string{"facebook, google-oauth2"} }, []string{bff.ProviderAzureAD},
+		{"both opted in, one list entry", func(c *Config) { c.AcceptAnyApp = []string{"facebook, google-oauth2"} }, []string{bff.ProviderAzureAD},
 			[]AudienceCheck{{bff.ProviderGoogle, false, "set BFF_GOOGLE_CLIENT_IDS to the OAuth client ids of the platform's apps"},
 				{bff.ProviderFacebook, false, "set BFF_FACEBOOK_APP_ID and BFF_FACEBOOK_APP_SECRET to the platform's Facebook app"}, {bff.ProviderApple, true, ""}}},
-		{"both configured", func(c *SocialConfig) {
+		{"both configured", func(c *Config) {
 			c.GoogleClientIDs = []string{"a.apps.googleusercontent.com"}
 			c.FacebookAppID, c.FacebookAppSecret = "1", "s"
 		}, []string{bff.ProviderAzureAD}, []AudienceCheck{{bff.ProviderGoogle, true, ""}, {bff.ProviderFacebook, true, ""}, {bff.ProviderApple, true, ""}}},
 		// Microsoft has no configuration that checks: the opt-in is the
 		// only way to turn it on.
-		{"microsoft opted in", func(c *SocialConfig) {
+		{"microsoft opted in", func(c *Config) {
 			c.GoogleClientIDs = []string{"a.apps.googleusercontent.com"}
 			c.FacebookAppID, c.FacebookAppSecret = "1", "s"
 			c.AcceptAnyApp = []string{bff.ProviderAzureAD}
 		}, nil, []AudienceCheck{{bff.ProviderGoogle, true, ""}, {bff.ProviderFacebook, true, ""}, {bff.ProviderApple, true, ""}, azure}},
-		{"not required", func(c *SocialConfig) { c.RequireAudienceCheck = false }, nil,
+		{"not required", func(c *Config) { c.RequireAudienceCheck = false }, nil,
 			[]AudienceCheck{{bff.ProviderGoogle, false, "set BFF_GOOGLE_CLIENT_IDS to the OAuth client ids of the platform's apps"},
 				{bff.ProviderFacebook, false, "set BFF_FACEBOOK_APP_ID and BFF_FACEBOOK_APP_SECRET to the platform's Facebook app"}, {bff.ProviderApple, true, ""}, azure}},
 	}
@@ -504,13 +504,13 @@ func TestNewSocialRequireAudienceCheck(t *testing.T) {
 			if tt.change != nil {
 				tt.change(&cfg)
 			}
-			soc, err := newSocial(cfg, time.Now)
+			soc, err := New(cfg, time.Now)
 			if err != nil {
 				t.Fatal(err)
 			}
-			svc := &Service{social: soc}
-			if diff := cmp.Diff(tt.withheld, svc.WithheldProviders(), cmpopts.EquateEmpty()); diff != "" {
-				t.Errorf("WithheldProviders (-want +got):\n%s", diff)
+			svc := soc
+			if diff := cmp.Diff(tt.withheld, svc.Withheld(), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("Withheld (-want +got):\n%s", diff)
 			}
 			if diff := cmp.Diff(tt.checks, svc.AudienceChecks()); diff != "" {
 				t.Errorf("AudienceChecks (-want +got):\n%s", diff)
@@ -519,7 +519,7 @@ func TestNewSocialRequireAudienceCheck(t *testing.T) {
 				if _, on := soc.providers[b]; on {
 					t.Errorf("%s withheld but enabled", b)
 				}
-				why := svc.DisabledProviders()[b]
+				why := svc.Disabled()[b]
 				wantVars := map[string][]string{
 					bff.ProviderGoogle:   {"BFF_GOOGLE_CLIENT_IDS", "BFF_SOCIAL_ACCEPT_ANY_APP", "google-oauth2"},
 					bff.ProviderFacebook: {"BFF_FACEBOOK_APP_ID", "BFF_FACEBOOK_APP_SECRET", "BFF_SOCIAL_ACCEPT_ANY_APP"},
@@ -540,7 +540,7 @@ func TestNewSocialRequireAudienceCheck(t *testing.T) {
 func TestRedacted(t *testing.T) {
 	t.Parallel()
 	const secret = "s3cr3t-app-secret"
-	cfg := SocialConfig{FacebookAppID: "1", FacebookAppSecret: secret}
+	cfg := Config{FacebookAppID: "1", FacebookAppSecret: secret}
 	var outs []string
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d", "%10.3s"} {
 		outs = append(outs, fmt.Sprintf(verb, cfg.FacebookAppSecret), fmt.Sprintf(verb, cfg))

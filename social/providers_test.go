@@ -1,4 +1,4 @@
-package oauth
+package social
 
 import (
 	"context"
@@ -34,11 +34,11 @@ func (c *testClock) Add(d time.Duration) {
 }
 
 // verdict names the outcome of a verification for table tests.
-func verdict(id ProviderIdentity, err error) string {
+func verdict(id Identity, err error) string {
 	switch {
 	case err == nil:
 		return "ok " + id.Subject
-	case errors.Is(err, ErrProviderRejected):
+	case errors.Is(err, ErrRejected):
 		return "rejected"
 	case errors.Is(err, bff.ErrProviderUnavailable):
 		return "unavailable"
@@ -372,9 +372,9 @@ func TestCheckNonce(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := checkNonce(tt.raw, tt.claim)
-			if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrProviderRejected)) {
-				t.Errorf("checkNonce = %v, want ok %v", err, tt.ok)
+			err := CheckNonce(tt.raw, tt.claim)
+			if (err == nil) != tt.ok || (err != nil && !errors.Is(err, ErrRejected)) {
+				t.Errorf("CheckNonce = %v, want ok %v", err, tt.ok)
 			}
 			if err != nil && (strings.Contains(err.Error(), tt.raw) || strings.Contains(err.Error(), good)) {
 				t.Errorf("the error quotes the nonce: %v", err)
@@ -421,7 +421,7 @@ func TestAppleKeyRotation(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Go(func() {
-			if _, err := p.Verify(ctx, fake.Sign(unknown, fake.Claims("e", clock.Now()))); !errors.Is(err, ErrProviderRejected) {
+			if _, err := p.Verify(ctx, fake.Sign(unknown, fake.Claims("e", clock.Now()))); !errors.Is(err, ErrRejected) {
 				t.Errorf("unknown kid: %v", err)
 			}
 		})
@@ -476,11 +476,11 @@ type countingProvider struct {
 	mu    sync.Mutex
 	calls int
 	delay time.Duration
-	id    ProviderIdentity
+	id    Identity
 	err   error
 }
 
-func (p *countingProvider) Verify(ctx context.Context, _ string) (ProviderIdentity, error) {
+func (p *countingProvider) Verify(ctx context.Context, _ string) (Identity, error) {
 	p.mu.Lock()
 	p.calls++
 	id, err, delay := p.id, p.err, p.delay
@@ -502,10 +502,10 @@ func TestAnswerCache(t *testing.T) {
 	t.Run("replays within a minute call once", func(t *testing.T) {
 		t.Parallel()
 		clock := newTestClock()
-		c := newAnswerCache(clock.Now, nil)
-		p := &countingProvider{id: ProviderIdentity{Subject: "s"}}
+		c := NewCache(clock.Now, nil)
+		p := &countingProvider{id: Identity{Subject: "s"}}
 		for i := range 5 {
-			id, cached, err := c.verify(ctx, "google-oauth2", p, "tok")
+			id, cached, err := c.Verify(ctx, "google-oauth2", p, "tok")
 			if err != nil || id.Subject != "s" || cached != (i > 0) {
 				t.Fatalf("replay %d: %v cached=%v %v", i, id, cached, err)
 			}
@@ -515,12 +515,12 @@ func TestAnswerCache(t *testing.T) {
 			t.Errorf("%d provider calls within 50 s, want 1", p.count())
 		}
 		clock.Add(11 * time.Second) // 61 s after the call
-		if _, cached, _ := c.verify(ctx, "google-oauth2", p, "tok"); cached || p.count() != 2 {
+		if _, cached, _ := c.Verify(ctx, "google-oauth2", p, "tok"); cached || p.count() != 2 {
 			t.Errorf("after 61 s: cached=%v, %d calls", cached, p.count())
 		}
 		// Another token, or the same token at another backend, is another answer.
-		_, _, _ = c.verify(ctx, "google-oauth2", p, "tok2")
-		_, _, _ = c.verify(ctx, "facebook", p, "tok")
+		_, _, _ = c.Verify(ctx, "google-oauth2", p, "tok2")
+		_, _, _ = c.Verify(ctx, "facebook", p, "tok")
 		if p.count() != 4 {
 			t.Errorf("%d calls, want 4", p.count())
 		}
@@ -529,20 +529,20 @@ func TestAnswerCache(t *testing.T) {
 	t.Run("never beyond the token's expiry", func(t *testing.T) {
 		t.Parallel()
 		clock := newTestClock()
-		c := newAnswerCache(clock.Now, nil)
-		p := &countingProvider{id: ProviderIdentity{Subject: "s", ExpiresAt: clock.Now().Add(20 * time.Second)}}
-		_, _, _ = c.verify(ctx, "apple-id", p, "tok")
+		c := NewCache(clock.Now, nil)
+		p := &countingProvider{id: Identity{Subject: "s", ExpiresAt: clock.Now().Add(20 * time.Second)}}
+		_, _, _ = c.Verify(ctx, "apple-id", p, "tok")
 		clock.Add(19 * time.Second)
-		if _, cached, _ := c.verify(ctx, "apple-id", p, "tok"); !cached {
+		if _, cached, _ := c.Verify(ctx, "apple-id", p, "tok"); !cached {
 			t.Error("not cached within the token's validity")
 		}
 		clock.Add(time.Second)
-		if _, cached, _ := c.verify(ctx, "apple-id", p, "tok"); cached {
+		if _, cached, _ := c.Verify(ctx, "apple-id", p, "tok"); cached {
 			t.Error("cached at the token's expiry")
 		}
 		p.id.ExpiresAt = clock.Now().Add(-time.Second)
-		c = newAnswerCache(clock.Now, nil)
-		_, _, _ = c.verify(ctx, "apple-id", p, "old")
+		c = NewCache(clock.Now, nil)
+		_, _, _ = c.Verify(ctx, "apple-id", p, "old")
 		if c.len() != 0 {
 			t.Error("an expired answer was cached")
 		}
@@ -550,15 +550,15 @@ func TestAnswerCache(t *testing.T) {
 
 	t.Run("bad answers are not kept", func(t *testing.T) {
 		t.Parallel()
-		c := newAnswerCache(time.Now, nil)
+		c := NewCache(time.Now, nil)
 		p := &countingProvider{err: rejected("no")}
 		for range 3 {
-			if _, _, err := c.verify(ctx, "google-oauth2", p, "tok"); !errors.Is(err, ErrProviderRejected) {
+			if _, _, err := c.Verify(ctx, "google-oauth2", p, "tok"); !errors.Is(err, ErrRejected) {
 				t.Fatal(err)
 			}
 		}
 		p.err = unavailable("google-oauth2", "down")
-		_, _, _ = c.verify(ctx, "google-oauth2", p, "tok")
+		_, _, _ = c.Verify(ctx, "google-oauth2", p, "tok")
 		if p.count() != 4 || c.len() != 0 {
 			t.Errorf("%d calls and %d entries, want 4 and 0", p.count(), c.len())
 		}
@@ -566,12 +566,12 @@ func TestAnswerCache(t *testing.T) {
 
 	t.Run("concurrent replays share one call", func(t *testing.T) {
 		t.Parallel()
-		c := newAnswerCache(time.Now, nil)
-		p := &countingProvider{id: ProviderIdentity{Subject: "s"}, delay: 200 * time.Millisecond}
+		c := NewCache(time.Now, nil)
+		p := &countingProvider{id: Identity{Subject: "s"}, delay: 200 * time.Millisecond}
 		var wg sync.WaitGroup
 		for range 20 {
 			wg.Go(func() {
-				if id, _, err := c.verify(ctx, "google-oauth2", p, "tok"); err != nil || id.Subject != "s" {
+				if id, _, err := c.Verify(ctx, "google-oauth2", p, "tok"); err != nil || id.Subject != "s" {
 					t.Errorf("%v %v", id, err)
 				}
 			})
@@ -584,19 +584,19 @@ func TestAnswerCache(t *testing.T) {
 
 	t.Run("a caller that gives up", func(t *testing.T) {
 		t.Parallel()
-		c := newAnswerCache(time.Now, nil)
-		p := &countingProvider{id: ProviderIdentity{Subject: "s"}, delay: 200 * time.Millisecond}
+		c := NewCache(time.Now, nil)
+		p := &countingProvider{id: Identity{Subject: "s"}, delay: 200 * time.Millisecond}
 		cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 		defer cancel()
-		if _, _, err := c.verify(cctx, "google-oauth2", p, "tok"); !errors.Is(err, bff.ErrProviderUnavailable) {
+		if _, _, err := c.Verify(cctx, "google-oauth2", p, "tok"); !errors.Is(err, bff.ErrProviderUnavailable) {
 			t.Errorf("given up: %v", err)
 		}
 		// The call went on: the next caller shares it (or its cached
 		// answer) rather than calling again, and its answer is kept.
-		if _, _, err := c.verify(ctx, "google-oauth2", p, "tok"); err != nil || p.count() != 1 {
+		if _, _, err := c.Verify(ctx, "google-oauth2", p, "tok"); err != nil || p.count() != 1 {
 			t.Errorf("the next caller: %v, %d calls", err, p.count())
 		}
-		if _, cached, err := c.verify(ctx, "google-oauth2", p, "tok"); err != nil || !cached || p.count() != 1 {
+		if _, cached, err := c.Verify(ctx, "google-oauth2", p, "tok"); err != nil || !cached || p.count() != 1 {
 			t.Errorf("after the call finished: cached=%v %v, %d calls", cached, err, p.count())
 		}
 	})
@@ -604,17 +604,17 @@ func TestAnswerCache(t *testing.T) {
 	t.Run("bounded", func(t *testing.T) {
 		t.Parallel()
 		clock := newTestClock()
-		c := newAnswerCache(clock.Now, nil)
+		c := NewCache(clock.Now, nil)
 		c.max = 3
-		p := &countingProvider{id: ProviderIdentity{Subject: "s"}}
+		p := &countingProvider{id: Identity{Subject: "s"}}
 		for i := range 10 {
-			_, _, _ = c.verify(ctx, "facebook", p, strings.Repeat("t", i+1))
+			_, _, _ = c.Verify(ctx, "facebook", p, strings.Repeat("t", i+1))
 			if c.len() > 3 {
 				t.Fatalf("%d entries, bound 3", c.len())
 			}
 		}
 		clock.Add(2 * time.Minute)
-		_, _, _ = c.verify(ctx, "facebook", p, "new")
+		_, _, _ = c.Verify(ctx, "facebook", p, "new")
 		if c.len() != 1 {
 			t.Errorf("%d entries after the others expired, want 1", c.len())
 		}
@@ -624,16 +624,16 @@ func TestAnswerCache(t *testing.T) {
 		t.Parallel()
 		var mu sync.Mutex
 		seen := map[string]int{}
-		c := newAnswerCache(time.Now, func(backend, result string) {
+		c := NewCache(time.Now, func(backend, result string) {
 			mu.Lock()
 			defer mu.Unlock()
 			seen[backend+"/"+result]++
 		})
-		good := &countingProvider{id: ProviderIdentity{Subject: "s"}}
-		_, _, _ = c.verify(ctx, "google-oauth2", good, "a")
-		_, _, _ = c.verify(ctx, "google-oauth2", good, "a")
-		_, _, _ = c.verify(ctx, "facebook", &countingProvider{err: rejected("x")}, "b")
-		_, _, _ = c.verify(ctx, "apple-id", &countingProvider{err: unavailable("apple-id", "x")}, "c")
+		good := &countingProvider{id: Identity{Subject: "s"}}
+		_, _, _ = c.Verify(ctx, "google-oauth2", good, "a")
+		_, _, _ = c.Verify(ctx, "google-oauth2", good, "a")
+		_, _, _ = c.Verify(ctx, "facebook", &countingProvider{err: rejected("x")}, "b")
+		_, _, _ = c.Verify(ctx, "apple-id", &countingProvider{err: unavailable("apple-id", "x")}, "c")
 		want := map[string]int{"google-oauth2/ok": 1, "google-oauth2/cached": 1, "facebook/rejected": 1, "apple-id/unavailable": 1}
 		mu.Lock()
 		defer mu.Unlock()
@@ -647,7 +647,7 @@ func TestAnswerCache(t *testing.T) {
 
 func TestNewSocialDisabledProviders(t *testing.T) {
 	t.Parallel()
-	s, err := newSocial(SocialConfig{GoogleUserinfoURL: "https://g.test/userinfo", AppleJWKSURL: "https://a.test/keys",
+	s, err := New(Config{GoogleUserinfoURL: "https://g.test/userinfo", AppleJWKSURL: "https://a.test/keys",
 		AppleAudiences: []string{" , "}}, time.Now)
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package oauth
+package social
 
 import (
 	"bytes"
@@ -61,18 +61,18 @@ type googleTokeninfoProvider struct {
 	now       func() time.Time
 }
 
-func (g *googleTokeninfoProvider) Verify(ctx context.Context, token string) (ProviderIdentity, error) {
+func (g *googleTokeninfoProvider) Verify(ctx context.Context, token string) (Identity, error) {
 	// POST, with the token in the body: tokeninfo also takes it in the
 	// query string, where proxies and access logs would keep it.
 	status, body, err := postForm(ctx, g.client, bff.ProviderGoogle, g.endpoint, url.Values{"access_token": {token}})
 	if err != nil {
-		return ProviderIdentity{}, err
+		return Identity{}, err
 	}
 	if status != http.StatusOK {
 		if status == http.StatusBadRequest || status == http.StatusUnauthorized {
-			return ProviderIdentity{}, rejected("Google does not accept it (invalid, expired or revoked)")
+			return Identity{}, rejected("Google does not accept it (invalid, expired or revoked)")
 		}
-		return ProviderIdentity{}, statusVerdict(bff.ProviderGoogle, status)
+		return Identity{}, statusVerdict(bff.ProviderGoogle, status)
 	}
 	var info struct {
 		Audience        string  `json:"aud"`
@@ -81,17 +81,17 @@ func (g *googleTokeninfoProvider) Verify(ctx context.Context, token string) (Pro
 		ExpiresIn       jsonInt `json:"expires_in"`
 	}
 	if err := json.Unmarshal(body, &info); err != nil {
-		return ProviderIdentity{}, unavailable(bff.ProviderGoogle, "malformed tokeninfo answer")
+		return Identity{}, unavailable(bff.ProviderGoogle, "malformed tokeninfo answer")
 	}
 	switch {
 	case !slices.Contains(g.clientIDs, info.Audience) && !slices.Contains(g.clientIDs, info.AuthorizedParty):
-		return ProviderIdentity{}, rejected("the token was not issued to this platform's apps (aud/azp)")
+		return Identity{}, rejected("the token was not issued to this platform's apps (aud/azp)")
 	case info.ExpiresIn <= 0:
-		return ProviderIdentity{}, rejected("the token has expired")
+		return Identity{}, rejected("the token has expired")
 	case info.Subject == "":
-		return ProviderIdentity{}, rejected("the token does not identify a Google account (%s)", googleIdentityScopes)
+		return Identity{}, rejected("the token does not identify a Google account (%s)", googleIdentityScopes)
 	}
-	return ProviderIdentity{Subject: info.Subject, ExpiresAt: g.now().Add(time.Duration(info.ExpiresIn) * time.Second)}, nil
+	return Identity{Subject: info.Subject, ExpiresAt: g.now().Add(time.Duration(info.ExpiresIn) * time.Second)}, nil
 }
 
 // --- Facebook: debug_token ---
@@ -112,7 +112,7 @@ type facebookDebugTokenProvider struct {
 // says nothing about the user's token.
 var facebookAppTokenRefused = []int{102, 190}
 
-func (f *facebookDebugTokenProvider) Verify(ctx context.Context, token string) (ProviderIdentity, error) {
+func (f *facebookDebugTokenProvider) Verify(ctx context.Context, token string) (Identity, error) {
 	// Both tokens travel in a POST body, never in the URL. The Graph API
 	// reads a POST carrying method=get as the GET of the same edge (its
 	// method override, which Facebook's JavaScript SDK uses for every call).
@@ -123,7 +123,7 @@ func (f *facebookDebugTokenProvider) Verify(ctx context.Context, token string) (
 	}
 	status, body, err := postForm(ctx, f.client, bff.ProviderFacebook, f.endpoint, form)
 	if err != nil {
-		return ProviderIdentity{}, err
+		return Identity{}, err
 	}
 	var answer struct {
 		Data *struct {
@@ -149,19 +149,19 @@ func (f *facebookDebugTokenProvider) Verify(ctx context.Context, token string) (
 	if status != http.StatusOK || answer.Error != nil {
 		switch e := answer.Error; {
 		case status == http.StatusTooManyRequests || status >= 500:
-			return ProviderIdentity{}, unavailable(bff.ProviderFacebook, "debug_token: status %d", status)
+			return Identity{}, unavailable(bff.ProviderFacebook, "debug_token: status %d", status)
 		case e == nil:
-			return ProviderIdentity{}, unavailable(bff.ProviderFacebook, "debug_token: unexpected status %d", status)
+			return Identity{}, unavailable(bff.ProviderFacebook, "debug_token: unexpected status %d", status)
 		case e.Transient || slices.Contains(facebookTransient, e.Code):
-			return ProviderIdentity{}, unavailable(bff.ProviderFacebook, "debug_token: transient error %d", e.Code)
+			return Identity{}, unavailable(bff.ProviderFacebook, "debug_token: transient error %d", e.Code)
 		case slices.Contains(facebookAppTokenRefused, e.Code):
-			return ProviderIdentity{}, unavailable(bff.ProviderFacebook,
+			return Identity{}, unavailable(bff.ProviderFacebook,
 				"debug_token refused the app token (error %d): check BFF_FACEBOOK_APP_ID and BFF_FACEBOOK_APP_SECRET", e.Code)
 		}
-		return ProviderIdentity{}, unavailable(bff.ProviderFacebook, "debug_token: Graph API error %d", answer.Error.Code)
+		return Identity{}, unavailable(bff.ProviderFacebook, "debug_token: Graph API error %d", answer.Error.Code)
 	}
 	if !parsed || answer.Data == nil {
-		return ProviderIdentity{}, unavailable(bff.ProviderFacebook, "malformed debug_token answer")
+		return Identity{}, unavailable(bff.ProviderFacebook, "malformed debug_token answer")
 	}
 	d := answer.Data
 	var expires time.Time
@@ -170,19 +170,19 @@ func (f *facebookDebugTokenProvider) Verify(ctx context.Context, token string) (
 	}
 	switch {
 	case !d.IsValid && d.Error != nil && d.Error.Subcode == 463:
-		return ProviderIdentity{}, rejected("the token has expired")
+		return Identity{}, rejected("the token has expired")
 	case !d.IsValid:
-		return ProviderIdentity{}, rejected("Facebook says the token is not valid (expired, revoked or malformed)")
+		return Identity{}, rejected("Facebook says the token is not valid (expired, revoked or malformed)")
 	case string(d.AppID) != f.appID:
-		return ProviderIdentity{}, rejected("the token was not issued to this platform's app (app_id)")
+		return Identity{}, rejected("the token was not issued to this platform's app (app_id)")
 	case d.Type != "" && d.Type != "USER":
-		return ProviderIdentity{}, rejected("it is not a user access token (type %s)", d.Type)
+		return Identity{}, rejected("it is not a user access token (type %s)", d.Type)
 	case !expires.IsZero() && !f.now().Before(expires):
-		return ProviderIdentity{}, rejected("the token has expired")
+		return Identity{}, rejected("the token has expired")
 	case d.UserID == "":
-		return ProviderIdentity{}, rejected("the token does not identify a Facebook account")
+		return Identity{}, rejected("the token does not identify a Facebook account")
 	}
-	return ProviderIdentity{Subject: string(d.UserID), ExpiresAt: expires}, nil
+	return Identity{Subject: string(d.UserID), ExpiresAt: expires}, nil
 }
 
 // jsonInt is an integer that providers send as a number or as a string
