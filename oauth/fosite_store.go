@@ -301,8 +301,9 @@ func (s *fositeStore) RevokeRefreshToken(ctx context.Context, requestID string) 
 
 // RotateRefreshToken records the first use of the old refresh token; the
 // refresh policy refuses it after the grace period (RefreshPolicy.Judge).
+// Its time is the policy's clock, which judges it.
 func (s *fositeStore) RotateRefreshToken(ctx context.Context, _ string, signature string) error {
-	return s.apply(ctx, store.MarkRefreshRotated{Signature: signature, At: time.Now().UTC()})
+	return s.apply(ctx, store.MarkRefreshRotated{Signature: signature, At: s.refresh.now().UTC()})
 }
 
 // --- authorization codes (browser sign-in, SPEC §14) ---
