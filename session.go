@@ -16,7 +16,8 @@ type Session struct {
 	// family (an app logging out) ends the session too. Empty if unknown.
 	FamilyID string
 	// TokenIssuedAt is when the exchanged token was issued; a session is
-	// refused for a token older than the user's TokensValidAfter.
+	// refused for a token older than the user's TokensValidAfter
+	// (Session.MayOpen).
 	TokenIssuedAt time.Time
 	CreatedAt     time.Time
 	ExpiresAt     time.Time

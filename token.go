@@ -32,7 +32,8 @@ type AccessToken struct {
 	ExpiresAt time.Time
 	// AuthTime is when the user proved who they are for the token's family
 	// (the password check, the provider token check). A family whose
-	// AuthTime is before the user's TokensValidAfter cannot get tokens.
+	// AuthTime is before the user's TokensValidAfter cannot get tokens
+	// (TokenFamily.MayIssue).
 	AuthTime time.Time
 	// RevokedAt is set when the token or its family was revoked.
 	RevokedAt *time.Time

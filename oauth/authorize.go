@@ -311,7 +311,8 @@ func (s *Service) SignedIn(ctx context.Context, cookie string) (bff.User, time.T
 	if err != nil {
 		return bff.User{}, time.Time{}, err
 	}
-	if u.Disabled || (u.TokensValidAfter != nil && u.TokensValidAfter.After(sess.TokenIssuedAt)) {
+	// The sign-in time is the service's own record, compared exactly.
+	if u.Disabled || !u.AcceptsAuthenticatedAt(sess.TokenIssuedAt) {
 		return bff.User{}, time.Time{}, bff.ErrTokenRevoked
 	}
 	return u, sess.TokenIssuedAt, nil

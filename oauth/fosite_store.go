@@ -22,9 +22,9 @@ import (
 // It translates fosite requests into token records, so that the stores deal
 // in domain records only and the translation is written once.
 type fositeStore struct {
-	store store.Store
-	grace time.Duration
-	auth  func(ctx context.Context, login, password string) (bff.User, error)
+	store   store.Store
+	refresh *RefreshPolicy
+	auth    func(ctx context.Context, login, password string) (bff.User, error)
 }
 
 // Compose type-asserts these at run time; assert them at compile time.
@@ -250,9 +250,12 @@ func (s *fositeStore) CreateRefreshTokenSession(ctx context.Context, signature, 
 
 // GetRefreshTokenSession loads a refresh token for the refresh grant. It is
 // where the refresh grant sees the account: a disabled user is
-// ErrAccountDisabled, also when the disabling revoked the token. A revoked
-// token, or one reused after the grace period, is returned together with
-// fosite.ErrInactiveToken, upon which fosite revokes the whole family.
+// ErrAccountDisabled, also when the disabling revoked the token. Then the
+// refresh policy judges the token: one whose presenting revokes the family
+// (revoked, or reused after the grace period) is returned together with
+// fosite.ErrInactiveToken, upon which fosite revokes the whole family; an
+// expired one is refused by the policy in fosite's next step
+// (tokenStrategy.ValidateRefreshToken), which answers "expired".
 func (s *fositeStore) GetRefreshTokenSession(ctx context.Context, signature string, _ fosite.Session) (fosite.Requester, error) {
 	t, err := s.store.GetRefreshToken(ctx, signature)
 	if err != nil {
@@ -281,10 +284,7 @@ func (s *fositeStore) GetRefreshTokenSession(ctx context.Context, signature stri
 		}
 		sess.setUser(u)
 	}
-	if t.RevokedAt != nil {
-		return req, fosite.ErrInactiveToken
-	}
-	if t.RotatedAt != nil && time.Since(*t.RotatedAt) > s.grace {
+	if s.refresh.Judge(t).RevokesFamily() {
 		return req, fosite.ErrInactiveToken
 	}
 	return req, nil
@@ -299,10 +299,11 @@ func (s *fositeStore) RevokeRefreshToken(ctx context.Context, requestID string) 
 	return s.apply(ctx, store.RevokeFamily{FamilyID: requestID, At: time.Now().UTC()})
 }
 
-// RotateRefreshToken records the first use of the old refresh token; it is
-// refused after the grace period by GetRefreshTokenSession.
+// RotateRefreshToken records the first use of the old refresh token; the
+// refresh policy refuses it after the grace period (RefreshPolicy.Judge).
+// Its time is the policy's clock, which judges it.
 func (s *fositeStore) RotateRefreshToken(ctx context.Context, _ string, signature string) error {
-	return s.apply(ctx, store.MarkRefreshRotated{Signature: signature, At: time.Now().UTC()})
+	return s.apply(ctx, store.MarkRefreshRotated{Signature: signature, At: s.refresh.now().UTC()})
 }
 
 // --- authorization codes (browser sign-in, SPEC §14) ---

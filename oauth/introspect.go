@@ -61,7 +61,7 @@ func (s *Service) Introspect(ctx context.Context, r *http.Request) (Introspectio
 	// a backend that checks only "active" never accepts it as access. A
 	// wrong hint is still tried as an access token (RFC 7662 §2.1).
 	if r.PostForm.Get("token_type_hint") == "refresh_token" && !IsJWT(token) {
-		if sig, ok := s.validator.opaqueSignature(ctx, token, opaqueRefreshPrefix); ok {
+		if sig, ok := s.refresh.Signature(ctx, token); ok {
 			return s.introspectRefresh(ctx, sig)
 		}
 	}
@@ -112,8 +112,9 @@ func (s *Service) introspectRefresh(ctx context.Context, sig string) (Introspect
 	if err != nil {
 		return Introspection{}, err
 	}
-	now := time.Now()
-	if t.RevokedAt != nil || !now.Before(t.ExpiresAt) || (t.RotatedAt != nil && now.Sub(*t.RotatedAt) > s.cfg.RefreshReuseGrace) {
+	// Active as long as a refresh with it would be allowed (the policy's
+	// verdict, by the service's clock).
+	if !s.refresh.Judge(t).Usable() {
 		return Introspection{Active: false}, nil
 	}
 	// What the token would grant now: its scopes the client still has, as
@@ -184,7 +185,7 @@ func (s *Service) Revoke(ctx context.Context, r *http.Request) error {
 		return s.revokeOwned(ctx, caller, t.ClientID, err, store.RevokeAccessToken{Signature: sig, At: now},
 			store.EndSession{ID: SessionID(s.sessionCookie("", token))})
 	}
-	if sig, ok := s.validator.opaqueSignature(ctx, token, opaqueRefreshPrefix); ok {
+	if sig, ok := s.refresh.Signature(ctx, token); ok {
 		t, err := s.store.GetRefreshToken(ctx, sig)
 		return s.revokeOwned(ctx, caller, t.ClientID, err, store.RevokeFamily{FamilyID: t.FamilyID, At: now})
 	}

@@ -54,6 +54,7 @@ type Service struct {
 	provider  *fosite.Fosite
 	fstore    *fositeStore
 	validator *Validator
+	refresh   *RefreshPolicy // judges every presented refresh token
 	throttle  *Throttle
 	hashSlots chan struct{} // bounds concurrent password checks
 	hashQueue hashQueue     // bounds the requests waiting for a slot
@@ -125,7 +126,7 @@ func NewService(st store.Store, keys *KeyManager, secrets *Secrets, cfg Config, 
 	s := &Service{cfg: cfg, secrets: secrets, store: st, keys: keys, throttle: NewThrottle(st, cfg.Throttle),
 		social: soc, log: log, hashSlots: make(chan struct{}, pc.Slots), now: now}
 	s.hashQueue.max, s.hashQueue.wait = int64(pc.Queue), pc.Wait
-	s.fstore = &fositeStore{store: st, grace: cfg.RefreshReuseGrace, auth: s.authenticate}
+	s.fstore = &fositeStore{store: st, auth: s.authenticate}
 
 	// Every getter of fosite.Config that would lazily fill a nil field is
 	// set here, so that concurrent requests never write to the config.
@@ -152,8 +153,10 @@ func NewService(st store.Store, keys *KeyManager, secrets *Secrets, cfg Config, 
 		OmitRedirectScopeParam:         false,
 	}
 	hmac := compose.NewOAuth2HMACStrategy(fcfg)
-	strategy := &tokenStrategy{HMACSHAStrategy: hmac, keys: keys, users: st, issuer: cfg.Issuer, audience: cfg.Audience}
 	s.validator = &Validator{keys: keys, store: st, opaque: hmac, issuer: cfg.Issuer, audience: cfg.Audience, now: now}
+	s.refresh = newRefreshPolicy(cfg.RefreshReuseGrace, now, s.validator.opaqueSignature)
+	s.fstore.refresh = s.refresh
+	strategy := &tokenStrategy{HMACSHAStrategy: hmac, refresh: s.refresh, keys: keys, users: st, issuer: cfg.Issuer, audience: cfg.Audience}
 	tokenExchange := func(fosite.Configurator, any, any) any {
 		return &tokenExchangeHandler{
 			validator: s.validator, store: s.fstore, audience: cfg.Audience, ttl: cfg.AccessTokenTTL, now: now,
@@ -402,11 +405,8 @@ func (s *Service) reserveLogin(ctx context.Context, login, clientAddr string) (*
 func (s *Service) issue(ctx context.Context, r *http.Request, st *requestState) (TokenResult, error) {
 	grant := r.PostForm.Get("grant_type")
 	if grant == bff.GrantRefreshToken {
-		// fosite looks the refresh token up by its signature part and, if it
-		// was rotated long ago, revokes its family before checking the
-		// token's HMAC: someone who read the signatures in the database could
-		// revoke families. Check the HMAC first.
-		if _, ok := s.validator.opaqueSignature(ctx, r.PostForm.Get("refresh_token"), opaqueRefreshPrefix); !ok {
+		// The HMAC first, before fosite looks the token up (RefreshPolicy.Signature).
+		if _, ok := s.refresh.Signature(ctx, r.PostForm.Get("refresh_token")); !ok {
 			return TokenResult{}, fosite.ErrInvalidGrant.WithHint("The refresh token is malformed or not valid.")
 		}
 	}

@@ -18,6 +18,7 @@ import (
 // current key. Refresh tokens are always opaque.
 type tokenStrategy struct {
 	*oauth2.HMACSHAStrategy
+	refresh  *RefreshPolicy
 	keys     *KeyManager
 	users    store.Users
 	issuer   string
@@ -92,4 +93,10 @@ func (s *tokenStrategy) ValidateAccessToken(ctx context.Context, r fosite.Reques
 		return fosite.ErrRequestUnauthorized.WithHint("JWTs are validated by the service's validator.")
 	}
 	return s.HMACSHAStrategy.ValidateAccessToken(ctx, r, token)
+}
+
+// ValidateRefreshToken is fosite's last check of a presented refresh
+// token: the refresh policy's, by the service's clock (RefreshPolicy).
+func (s *tokenStrategy) ValidateRefreshToken(ctx context.Context, r fosite.Requester, token string) error {
+	return s.refresh.validate(ctx, r.GetSession().GetExpiresAt(fosite.RefreshToken), token)
 }

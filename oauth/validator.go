@@ -271,8 +271,9 @@ func (v *Validator) validateJWT(ctx context.Context, token string) (_ bff.Princi
 		}
 		// A JWT issued before the user's last password change or disabling
 		// is dead even if its id missed the revoked list (it was being
-		// issued while the change committed). iat has second precision.
-		if u.TokensValidAfter != nil && u.TokensValidAfter.Truncate(time.Second).After(p.IssuedAt) {
+		// issued while the change committed); iat's precision: see
+		// bff.User.AcceptsTokenIssuedAt.
+		if !u.AcceptsTokenIssuedAt(p.IssuedAt) {
 			return bff.Principal{}, fmt.Errorf("issued before the last password change: %w", bff.ErrTokenRevoked)
 		}
 		p.User = &u

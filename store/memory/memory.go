@@ -393,14 +393,14 @@ func (s *Store) ApplyTokenOps(_ context.Context, ops []store.TokenOp) error {
 		switch op := op.(type) {
 		case store.CreateAccessToken:
 			t := cloneAccess(op.Token)
-			s.ensureFamilyLocked(t.FamilyID, t.ClientID, t.UserID, t.GrantType, authTime(t.AuthTime, t.IssuedAt), t.IssuedAt)
+			s.ensureFamilyLocked(t.FamilyID, t.ClientID, t.UserID, t.GrantType, t.AuthenticatedAt(), t.IssuedAt)
 			s.access[t.Signature] = t
 			if t.JTI != "" {
 				s.jtis[t.JTI] = t.Signature
 			}
 		case store.CreateRefreshToken:
 			t := cloneRefresh(op.Token)
-			s.ensureFamilyLocked(t.FamilyID, t.ClientID, t.UserID, t.GrantType, authTime(t.AuthTime, t.IssuedAt), t.IssuedAt)
+			s.ensureFamilyLocked(t.FamilyID, t.ClientID, t.UserID, t.GrantType, t.AuthenticatedAt(), t.IssuedAt)
 			s.refresh[t.Signature] = t
 		case store.MarkRefreshRotated:
 			t := s.refresh[op.Signature]
@@ -442,37 +442,21 @@ func (s *Store) ApplyTokenOps(_ context.Context, ops []store.TokenOp) error {
 	return nil
 }
 
-// authTime is the auth time of a token record, its issue time if unset.
-func authTime(auth, issued time.Time) time.Time {
-	if auth.IsZero() {
-		return issued
-	}
-	return auth
-}
-
-// checkFamilyLocked refuses a token for a revoked family, a disabled user
-// or a family authenticated before the user's last password change or
-// disabling.
+// checkFamilyLocked fetches a token's family (or, for a new one, the auth
+// time of the token) and its user, and asks bff.TokenFamily.MayIssue.
 func (s *Store) checkFamilyLocked(familyID string, userID int64, auth time.Time) error {
-	if f, ok := s.families[familyID]; ok {
-		if f.RevokedAt != nil {
-			return fmt.Errorf("token family: %w", bff.ErrTokenRevoked)
-		}
-		auth = f.AuthTime
+	f, ok := s.families[familyID]
+	if !ok {
+		f = bff.TokenFamily{ID: familyID, UserID: userID, AuthTime: auth}
 	}
 	if userID == 0 {
-		return nil
+		return f.MayIssue(nil)
 	}
 	u, ok := s.users[userID]
-	switch {
-	case !ok:
+	if !ok {
 		return fmt.Errorf("token user %d: %w", userID, bff.ErrNotFound)
-	case u.Disabled:
-		return bff.ErrAccountDisabled
-	case u.TokensValidAfter != nil && u.TokensValidAfter.After(auth):
-		return fmt.Errorf("authenticated before the last password change: %w", bff.ErrTokenRevoked)
 	}
-	return nil
+	return f.MayIssue(&u)
 }
 
 // checkIncarnationLocked: a token is only created for the incarnation of
@@ -502,7 +486,7 @@ func (s *Store) checkOpsLocked(ops []store.TokenOp) error {
 			if err := s.checkIncarnationLocked(op.Token.ClientID, op.ClientIncarnation); err != nil {
 				return fmt.Errorf("access token: %w", err)
 			}
-			if err := s.checkFamilyLocked(op.Token.FamilyID, op.Token.UserID, authTime(op.Token.AuthTime, op.Token.IssuedAt)); err != nil {
+			if err := s.checkFamilyLocked(op.Token.FamilyID, op.Token.UserID, op.Token.AuthenticatedAt()); err != nil {
 				return err
 			}
 			createdAccess[sig] = true
@@ -514,7 +498,7 @@ func (s *Store) checkOpsLocked(ops []store.TokenOp) error {
 			if err := s.checkIncarnationLocked(op.Token.ClientID, op.ClientIncarnation); err != nil {
 				return fmt.Errorf("refresh token: %w", err)
 			}
-			if err := s.checkFamilyLocked(op.Token.FamilyID, op.Token.UserID, authTime(op.Token.AuthTime, op.Token.IssuedAt)); err != nil {
+			if err := s.checkFamilyLocked(op.Token.FamilyID, op.Token.UserID, op.Token.AuthenticatedAt()); err != nil {
 				return err
 			}
 			createdRefresh[sig] = true
@@ -709,19 +693,18 @@ func (s *Store) EnsureSession(_ context.Context, sess bff.Session) (bff.Session,
 		return out, nil
 	}
 	u, ok := s.users[sess.UserID]
-	switch {
-	case !ok:
+	if !ok {
 		return bff.Session{}, fmt.Errorf("session user %d: %w", sess.UserID, bff.ErrNotFound)
-	case u.Disabled:
-		return bff.Session{}, bff.ErrAccountDisabled
-	case u.TokensValidAfter != nil && u.TokensValidAfter.Truncate(time.Second).After(sess.TokenIssuedAt):
-		return bff.Session{}, fmt.Errorf("token older than the last password change: %w", bff.ErrTokenRevoked)
+	}
+	var family *bff.TokenFamily
+	if f, ok := s.families[sess.FamilyID]; ok {
+		family = &f
+	}
+	if err := sess.MayOpen(u, family); err != nil {
+		return bff.Session{}, err
 	}
 	if _, ok := s.clients[sess.ClientID]; !ok {
 		return bff.Session{}, fmt.Errorf("session client %q: %w", sess.ClientID, bff.ErrNotFound)
-	}
-	if f, ok := s.families[sess.FamilyID]; ok && f.RevokedAt != nil {
-		return bff.Session{}, fmt.Errorf("token family: %w", bff.ErrTokenRevoked)
 	}
 	sess.Scopes = slices.Clone(sess.Scopes)
 	s.sessions[sess.ID] = memSession{Session: sess}

@@ -59,7 +59,7 @@ func (s *Store) CountActiveTokens(_ context.Context, now time.Time) ([]bff.Activ
 	}
 	counts := map[key]int64{}
 	for _, t := range s.access {
-		if !t.ExpiresAt.After(now) || t.RevokedAt != nil || s.families[t.FamilyID].RevokedAt != nil {
+		if !t.ExpiresAt.After(now) || t.RevokedAt != nil || !s.families[t.FamilyID].Alive() {
 			continue
 		}
 		counts[key{t.ClientID, t.Format}]++

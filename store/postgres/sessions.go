@@ -30,35 +30,33 @@ func (r sessionRow) session() bff.Session {
 
 const sessionColumns = `id, user_id, client_id, grant_type, format, scopes, family_id, created_at, expires_at`
 
-// EnsureSession stores s unless a live session with its id exists. The
-// user's and the family's rows are share-locked while it checks them, so a
-// concurrent disabling or revocation either waits for it (and then deletes
-// the new session) or is seen by it.
+// EnsureSession stores s unless a live session with its id exists, if
+// bff.Session.MayOpen allows it. The user's and the family's rows are
+// share-locked while it checks them, so a concurrent disabling or
+// revocation either waits for it (and then deletes the new session) or is
+// seen by it.
 func (s *Store) EnsureSession(ctx context.Context, sess bff.Session) (bff.Session, error) {
 	var out bff.Session
 	err := s.inTx(ctx, "ensure session", func(tx pgx.Tx) error {
-		var disabled bool
-		var validAfter *time.Time
+		u := bff.User{ID: sess.UserID}
 		if err := tx.QueryRow(ctx, `SELECT disabled, tokens_valid_after FROM users WHERE id = $1 FOR SHARE`,
-			sess.UserID).Scan(&disabled, &validAfter); err != nil {
+			sess.UserID).Scan(&u.Disabled, &u.TokensValidAfter); err != nil {
 			return dbErr(fmt.Sprintf("session user %d", sess.UserID), err)
 		}
-		switch {
-		case disabled:
-			return bff.ErrAccountDisabled
-		case validAfter != nil && validAfter.Truncate(time.Second).After(sess.TokenIssuedAt):
-			return fmt.Errorf("token older than the last password change: %w", bff.ErrTokenRevoked)
-		}
+		var family *bff.TokenFamily
 		if sess.FamilyID != "" {
-			var revokedAt *time.Time
+			f := bff.TokenFamily{ID: sess.FamilyID}
 			err := tx.QueryRow(ctx, `SELECT revoked_at FROM token_families WHERE id = $1 FOR SHARE`,
-				sess.FamilyID).Scan(&revokedAt)
-			if err != nil && !errors.Is(err, pgx.ErrNoRows) { // pruned: nothing to check
+				sess.FamilyID).Scan(&f.RevokedAt)
+			switch {
+			case err == nil:
+				family = &f
+			case !errors.Is(err, pgx.ErrNoRows): // pruned: nothing to check
 				return dbErr("session token family", err)
 			}
-			if revokedAt != nil {
-				return fmt.Errorf("token family: %w", bff.ErrTokenRevoked)
-			}
+		}
+		if err := sess.MayOpen(u, family); err != nil {
+			return err
 		}
 		rows, _ := tx.Query(ctx, `INSERT INTO sessions AS s (`+sessionColumns+`)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)

@@ -67,34 +67,26 @@ func nullString(s string) *string {
 	return &s
 }
 
-func authTime(auth, issued time.Time) time.Time {
-	if auth.IsZero() {
-		return issued
-	}
-	return auth
-}
-
 // allowTokens creates the family if it is new, and checks that it may get
-// tokens: not revoked, its client the incarnation the tokens were issued
-// to, its user enabled and not reset since the family was authenticated.
-// The share locks taken here (user, client, then family: the order the
-// disabling and the client's deletion take them in) make a concurrent
-// revocation or deletion wait for this transaction, or this one see it.
+// tokens: its client the incarnation the tokens were issued to, and what
+// bff.TokenFamily.MayIssue asks of the family and its user. It only
+// fetches and locks; the rule is MayIssue's. The share locks taken here
+// (user, client, then family: the order the disabling and the client's
+// deletion take them in) make a concurrent revocation or deletion wait for
+// this transaction, or this one see it.
 func (b *opBatch) allowTokens(ctx context.Context, tx pgx.Tx, familyID, clientID, incarnation string, userID int64, grant string, auth, at time.Time) error {
 	if b.checked[familyID] {
 		return nil
 	}
-	var disabled bool
-	var validAfter *time.Time
+	var user *bff.User
 	if userID != 0 {
+		u := bff.User{ID: userID}
 		err := tx.QueryRow(ctx, `SELECT disabled, tokens_valid_after FROM users WHERE id = $1 FOR SHARE`, userID).
-			Scan(&disabled, &validAfter)
+			Scan(&u.Disabled, &u.TokensValidAfter)
 		if err != nil {
 			return dbErr("token user", err)
 		}
-		if disabled {
-			return bff.ErrAccountDisabled
-		}
+		user = &u
 	}
 	// The key share lock on the client (taken before the family's, in the
 	// order a deletion takes them: client, then its families) makes a
@@ -114,19 +106,17 @@ func (b *opBatch) allowTokens(ctx context.Context, tx pgx.Tx, familyID, clientID
 		familyID, clientID, nullUser(userID), grant, auth, at); err != nil {
 		return dbErr("create token family", err)
 	}
-	var revokedAt, familyAuth *time.Time
+	f := bff.TokenFamily{ID: familyID, ClientID: clientID, UserID: userID, GrantType: grant, AuthTime: auth}
+	var familyAuth *time.Time
 	if err := tx.QueryRow(ctx, `SELECT revoked_at, authenticated_at FROM token_families WHERE id = $1 FOR SHARE`,
-		familyID).Scan(&revokedAt, &familyAuth); err != nil {
+		familyID).Scan(&f.RevokedAt, &familyAuth); err != nil {
 		return dbErr("token family", err)
 	}
-	if revokedAt != nil {
-		return fmt.Errorf("token family: %w", bff.ErrTokenRevoked)
-	}
 	if familyAuth != nil {
-		auth = *familyAuth
+		f.AuthTime = *familyAuth
 	}
-	if validAfter != nil && validAfter.After(auth) {
-		return fmt.Errorf("authenticated before the last password change: %w", bff.ErrTokenRevoked)
+	if err := f.MayIssue(user); err != nil {
+		return err
 	}
 	b.checked[familyID] = true
 	return nil
@@ -136,7 +126,7 @@ func (b *opBatch) apply(ctx context.Context, tx pgx.Tx, op store.TokenOp) error 
 	switch op := op.(type) {
 	case store.CreateAccessToken:
 		t := op.Token
-		if err := b.allowTokens(ctx, tx, t.FamilyID, t.ClientID, op.ClientIncarnation, t.UserID, t.GrantType, authTime(t.AuthTime, t.IssuedAt), t.IssuedAt); err != nil {
+		if err := b.allowTokens(ctx, tx, t.FamilyID, t.ClientID, op.ClientIncarnation, t.UserID, t.GrantType, t.AuthenticatedAt(), t.IssuedAt); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO access_tokens (signature, family_id, jti, format, client_id, user_id,
@@ -147,7 +137,7 @@ func (b *opBatch) apply(ctx context.Context, tx pgx.Tx, op store.TokenOp) error 
 		return dbErr("create access token", err)
 	case store.CreateRefreshToken:
 		t := op.Token
-		if err := b.allowTokens(ctx, tx, t.FamilyID, t.ClientID, op.ClientIncarnation, t.UserID, t.GrantType, authTime(t.AuthTime, t.IssuedAt), t.IssuedAt); err != nil {
+		if err := b.allowTokens(ctx, tx, t.FamilyID, t.ClientID, op.ClientIncarnation, t.UserID, t.GrantType, t.AuthenticatedAt(), t.IssuedAt); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO refresh_tokens (signature, family_id, access_signature, client_id,

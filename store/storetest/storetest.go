@@ -52,6 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AdminSessionsPrune", testAdminSessionsPrune},
 		{"AdminSessionsConcurrent", testAdminSessionsConcurrent},
 		{"TokenGuards", testTokenGuards},
+		{"TokenGuardsPrecision", testTokenGuardsPrecision},
 		{"TokenGuardsRace", testTokenGuardsRace},
 		{"AccessTokenByJTI", testAccessTokenByJTI},
 		{"Identities", testIdentities},
@@ -1361,6 +1362,39 @@ func testTokenGuards(t *testing.T, s store.Store) {
 	if err := create(cc); err != nil {
 		t.Errorf("client-credentials token: %v", err)
 	}
+}
+
+// testTokenGuardsPrecision: the precision of the reset rules, the same in
+// every store (bff.User.AcceptsAuthenticatedAt, AcceptsTokenIssuedAt): a
+// family's auth time is compared exactly, a session's token issue time
+// (a JWT's iat) at whole seconds.
+func testTokenGuardsPrecision(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mustClient(t, s, "mobile")
+	u := mustUser(t, s, "ugo")
+	reset := now().Truncate(time.Second).Add(500 * time.Millisecond)
+	if err := s.SetUserPassword(ctx, u.ID, "$argon2id$new", "test", reset); err != nil {
+		t.Fatal(err)
+	}
+	create := func(sig, family string, auth time.Time) error {
+		a := accessToken(sig, family, now().Add(time.Hour))
+		a.UserID, a.AuthTime = u.ID, auth
+		return s.ApplyTokenOps(ctx, []store.TokenOp{store.CreateAccessToken{Token: a}})
+	}
+	wantErr(t, "a family authenticated a millisecond before the reset, in its second",
+		create("p1", "pf1", reset.Add(-time.Millisecond)), bff.ErrTokenRevoked)
+	if err := create("p2", "pf2", reset); err != nil {
+		t.Errorf("a family authenticated at the reset: %v", err)
+	}
+	sess := newSession("s-iat", u.ID, now(), time.Hour)
+	sess.TokenIssuedAt = reset.Truncate(time.Second) // an iat in the reset's second
+	if _, err := s.EnsureSession(ctx, sess); err != nil {
+		t.Errorf("a session for a token whose iat is the reset's second: %v", err)
+	}
+	sess = newSession("s-iat-old", u.ID, now(), time.Hour)
+	sess.TokenIssuedAt = reset.Truncate(time.Second).Add(-time.Second)
+	_, err := s.EnsureSession(ctx, sess)
+	wantErr(t, "a session for a token whose iat is the second before the reset's", err, bff.ErrTokenRevoked)
 }
 
 // testTokenGuardsRace: token writes racing a password reset never leave a
