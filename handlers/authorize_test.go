@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	bff "github.com/openedx/mobile-auth-bff"
 	"github.com/openedx/mobile-auth-bff/admin"
@@ -213,6 +214,39 @@ func FuzzAuthorize(f *testing.F) {
 					t.Fatalf("redirect to an unregistered URI: %q", loc)
 				}
 			}
+		}
+	})
+}
+
+// TestSignInSessionAfterAnEarlierReset: a user whose password was changed
+// (or who was disabled and enabled again) before signing in gets a
+// browser sign-in session that skips the form next time, on every store.
+// PostgreSQL once read a sign-in session back without its sign-in time, so
+// every such user saw the form again each time.
+func TestSignInSessionAfterAnEarlierReset(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, pg bool) {
+		env := testenv.New(t, testenv.Options{Postgres: pg})
+		env.PublicClient(t, "mobile", func(c *admin.NewClient) {
+			c.GrantTypes = []string{bff.GrantAuthorizationCode, bff.GrantRefreshToken}
+			c.RedirectURIs = []string{benchRedirect}
+			no := false
+			c.PKCERequired = &no
+		})
+		u := env.User(t, "alice")
+		ctx := context.Background()
+		if err := env.Store.SetUserPassword(ctx, u.ID, u.PasswordHash, "test", time.Now().Add(-time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		query := url.Values{"client_id": {"mobile"}, "redirect_uri": {benchRedirect}, "response_type": {"code"}}.Encode()
+		cookie := signInCookie(t, env, query)
+		req := httptest.NewRequest(http.MethodGet, "/oauth2/authorize?"+query, nil)
+		req.AddCookie(cookie)
+		rec := httptest.NewRecorder()
+		env.Public.ServeHTTP(rec, req)
+		loc, _ := url.Parse(rec.Header().Get("Location"))
+		if rec.Code != http.StatusSeeOther || loc == nil || loc.Query().Get("code") == "" {
+			t.Fatalf("second authorize: %d %q, want a redirect with a code (the form skipped)", rec.Code, rec.Header().Get("Location"))
 		}
 	})
 }

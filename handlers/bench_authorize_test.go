@@ -16,12 +16,12 @@ import (
 
 const benchRedirect = "org.openedx.app://oauth2Callback"
 
-// benchSignIn signs alice in on the sign-in page once (one argon2id check)
+// signInCookie signs alice in on the sign-in page once (one argon2id check)
 // and returns the browser sign-in session cookie, so that each iteration
 // measures what a returning user's browser sign-in costs: the authorize
 // request skipping the form, the code written, the code redeemed with its
 // PKCE verifier, the tokens issued.
-func benchSignIn(b *testing.B, env *testenv.Env, query string) *http.Cookie {
+func signInCookie(b testing.TB, env *testenv.Env, query string) *http.Cookie {
 	b.Helper()
 	page := httptest.NewRecorder()
 	env.Public.ServeHTTP(page, httptest.NewRequest(http.MethodGet, "/oauth2/authorize?"+query, nil))
@@ -69,7 +69,7 @@ func benchAuthorizationCode(format, responseType string) func(*testing.B, *teste
 		query := url.Values{"client_id": {"mobile"}, "redirect_uri": {benchRedirect}, "response_type": {"code"},
 			"state": {"bench-state-1"}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])},
 			"code_challenge_method": {"S256"}}.Encode()
-		cookie := benchSignIn(b, env, query)
+		cookie := signInCookie(b, env, query)
 		token := url.Values{"grant_type": {"authorization_code"}, "client_id": {"mobile"}, "redirect_uri": {benchRedirect},
 			"code_verifier": {verifier}, "token_type": {format}}
 		signIn := func() *httptest.ResponseRecorder {

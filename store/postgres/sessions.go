@@ -21,14 +21,32 @@ type sessionRow struct {
 	FamilyID  *string   `db:"family_id"`
 	CreatedAt time.Time `db:"created_at"`
 	ExpiresAt time.Time `db:"expires_at"`
+	// TokenIssuedAt is NULL for sessions made before migration 0013.
+	TokenIssuedAt *time.Time `db:"token_issued_at"`
 }
 
 func (r sessionRow) session() bff.Session {
 	return bff.Session{ID: r.ID, UserID: r.UserID, ClientID: r.ClientID, GrantType: r.GrantType,
-		Format: bff.TokenFormat(r.Format), Scopes: r.Scopes, FamilyID: deref(r.FamilyID), CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt}
+		Format: bff.TokenFormat(r.Format), Scopes: r.Scopes, FamilyID: deref(r.FamilyID), CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt,
+		TokenIssuedAt: derefTime(r.TokenIssuedAt)}
 }
 
-const sessionColumns = `id, user_id, client_id, grant_type, format, scopes, family_id, created_at, expires_at`
+func derefTime(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}
+
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+const sessionColumns = `id, user_id, client_id, grant_type, format, scopes, family_id, created_at, expires_at,
+	token_issued_at`
 
 // EnsureSession stores s unless a live session with its id exists, if
 // bff.Session.MayOpen allows it. The user's and the family's rows are
@@ -59,15 +77,16 @@ func (s *Store) EnsureSession(ctx context.Context, sess bff.Session) (bff.Sessio
 			return err
 		}
 		rows, _ := tx.Query(ctx, `INSERT INTO sessions AS s (`+sessionColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 			ON CONFLICT (id) DO UPDATE SET
 				user_id = EXCLUDED.user_id, client_id = EXCLUDED.client_id, grant_type = EXCLUDED.grant_type,
 				format = EXCLUDED.format, scopes = EXCLUDED.scopes, family_id = EXCLUDED.family_id,
-				created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at, ended_at = NULL
+				created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at,
+				token_issued_at = EXCLUDED.token_issued_at, ended_at = NULL
 				WHERE s.expires_at <= EXCLUDED.created_at
 			RETURNING `+sessionColumns,
 			sess.ID, sess.UserID, sess.ClientID, sess.GrantType, string(sess.Format), nonNil(sess.Scopes),
-			nullString(sess.FamilyID), sess.CreatedAt, sess.ExpiresAt)
+			nullString(sess.FamilyID), sess.CreatedAt, sess.ExpiresAt, nullTime(sess.TokenIssuedAt))
 		r, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[sessionRow])
 		if err == nil {
 			out = r.session()
@@ -83,7 +102,7 @@ func (s *Store) EnsureSession(ctx context.Context, sess bff.Session) (bff.Sessio
 		r2, err := pgx.CollectExactlyOneRow(rows, func(row pgx.CollectableRow) (sessionRow, error) {
 			var r sessionRow
 			err := row.Scan(&r.ID, &r.UserID, &r.ClientID, &r.GrantType, &r.Format, &r.Scopes, &r.FamilyID,
-				&r.CreatedAt, &r.ExpiresAt, &ended)
+				&r.CreatedAt, &r.ExpiresAt, &r.TokenIssuedAt, &ended)
 			return r, err
 		})
 		if err != nil {

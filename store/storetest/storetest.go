@@ -1142,12 +1142,18 @@ func testSessions(t *testing.T, s store.Store) {
 	u := mustUser(t, s, "sam")
 	t0 := now()
 	first := newSession("sess-1", u.ID, t0, time.Hour)
+	first.TokenIssuedAt = t0.Add(-time.Minute) // kept: a browser sign-in session's sign-in time
 	got, err := s.EnsureSession(ctx, first)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(first, got, timeOpts); diff != "" {
 		t.Errorf("EnsureSession (-want +got):\n%s", diff)
+	}
+	if got, err := s.GetSession(ctx, "sess-1"); err != nil {
+		t.Fatal(err)
+	} else if diff := cmp.Diff(first, got, timeOpts); diff != "" {
+		t.Errorf("GetSession (-want +got):\n%s", diff)
 	}
 	// The same id again, while live: the stored session is kept.
 	again, err := s.EnsureSession(ctx, newSession("sess-1", u.ID, t0.Add(time.Minute), time.Hour))
