@@ -52,3 +52,20 @@ func (e *ThrottledError) Error() string { return ErrTooManyAttempts.Error() }
 
 // Is makes errors.Is(err, ErrTooManyAttempts) true.
 func (e *ThrottledError) Is(target error) bool { return target == ErrTooManyAttempts }
+
+// tokenVerdicts are the validator's judgements that a presented token is
+// not usable (as opposed to a failure to judge it, ErrUnavailable).
+var tokenVerdicts = []error{ErrInvalidToken, ErrNonAsymmetricToken, ErrTokenExpired, ErrAccountDisabled, ErrTokenRevoked}
+
+// IsTokenVerdict reports whether err is a judgement on a presented token:
+// malformed or unknown, a symmetric JWT, expired, revoked, or its account
+// disabled. Introspection answers it "active": false, the token exchange
+// invalid_grant; how each HTTP surface words it is handlers' verdict table.
+func IsTokenVerdict(err error) bool {
+	for _, e := range tokenVerdicts {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}

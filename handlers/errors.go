@@ -30,7 +30,9 @@ import (
 //   - the dashboard's HTML pages: the problem's status and detail as a
 //     small HTML page; handlers return pageFailure(err).
 //
-// Handlers return errors; errorHandler maps them.
+// Handlers return errors; errorHandler maps them. What each sentinel error
+// is on every surface (status, problem code, edX error_code, OAuth error)
+// is one row of the verdicts table below.
 
 // oauthError marks an error to be answered in the OAuth shape; social
 // selects the social exchange's variant of it.
@@ -155,25 +157,11 @@ func writeOAuthError(c echo.Context, err error, social bool, log *slog.Logger) {
 }
 
 func oauthErrorFor(err error) (int, oauthErrorBody) {
+	if v, ok := lookup(err, func(v verdict) bool { return v.oauth != 0 }); ok {
+		return v.oauth, oauthErrorBody{v.oauthError, orErr(v.oauthDesc, err)}
+	}
 	var rfc *fosite.RFC6749Error
-	switch {
-	case errors.Is(err, bff.ErrAccountDisabled):
-		return http.StatusForbidden, oauthErrorBody{"account_disabled", "user account is disabled"}
-	case errors.Is(err, bff.ErrTokenRevoked):
-		// A token write refused by the store: the grant was revoked, or the
-		// password changed, while the request ran.
-		return http.StatusBadRequest, oauthErrorBody{"invalid_grant", "The grant was revoked, or the password changed, while the request ran; sign in again."}
-	case errors.Is(err, bff.ErrTooManyAttempts):
-		return http.StatusTooManyRequests, oauthErrorBody{"too_many_attempts", "Too many failed login attempts; retry after the time in Retry-After."}
-	case errors.Is(err, bff.ErrUnavailable):
-		return http.StatusServiceUnavailable, oauthErrorBody{"temporarily_unavailable", "The service is temporarily unavailable; retry later."}
-	case errors.Is(err, bff.ErrProviderUnavailable):
-		return http.StatusBadGateway, oauthErrorBody{"provider_unavailable", "The identity provider could not be reached or did not answer in time; retry later."}
-	case errors.Is(err, errBodyTooLarge):
-		return http.StatusRequestEntityTooLarge, oauthErrorBody{"invalid_request", "The request body is larger than 64 KiB."}
-	case errors.Is(err, errDuplicateParam), errors.Is(err, errNotForm):
-		return http.StatusBadRequest, oauthErrorBody{"invalid_request", err.Error()}
-	case errors.As(err, &rfc) && rfc.CodeField < 500:
+	if errors.As(err, &rfc) && rfc.CodeField < 500 {
 		e := *rfc // GetDescription writes to its receiver; fosite's errors are shared values
 		return rfc.CodeField, oauthErrorBody{rfc.ErrorField, e.GetDescription()}
 	}
@@ -187,41 +175,140 @@ type edxErrorBody struct {
 	Message string `json:"developer_message"`
 }
 
-// tokenVerdict is how every surface answers one verdict on a presented
-// token. code is the service's own name for it: the first-party API's
-// problem "code", the metrics and the migration statistics. appCode and
-// message are what the shipped apps act on (SPEC §0): Android's token
-// authenticator refreshes on token_expired, retries with a newer token or
-// logs out on token_nonexistent, and logs out on user_is_disabled; with a
-// JWT it falls back to the message when a body has no error_code.
-type tokenVerdict struct {
-	err     error
-	code    string
+// verdict is one row of the table below: how every surface answers one
+// sentinel error. A zero status leaves the error unanswered on that
+// surface (it is then matched by the rows after it, or is a 500); an empty
+// detail or description is the error's own text.
+type verdict struct {
+	err error
+
+	// The first-party API, the admin API and the broker (RFC 9457
+	// problem+json with the service's own code), and the dashboard's HTML
+	// pages.
+	status int
+	code   string
+	detail string
+
+	// token marks a verdict on a presented token: problem+json bodies add
+	// appCode and the detail as edX's error_code and developer_message,
+	// and the metrics and migration statistics count it under code.
+	token bool
+	// appCode and message are edX's error_code and developer_message, what
+	// the shipped apps act on (SPEC §0): Android's token authenticator
+	// refreshes on token_expired, retries with a newer token or logs out on
+	// token_nonexistent, and logs out on user_is_disabled; with a JWT it
+	// falls back to the message when a body has no error_code. edx is the
+	// status of the session exchange's (/oauth2/login) answer.
+	edx     int
 	appCode string
 	message string
+
+	// The OAuth endpoints (RFC 6749 §5.2 error, error_description); the
+	// social exchange adjusts them (writeOAuthError).
+	oauth      int
+	oauthError string
+	oauthDesc  string
 }
 
-// tokenVerdicts lists the verdicts in the order they are matched (a token
-// revoked by the disabling of its user is a disabled account's token).
-var tokenVerdicts = []tokenVerdict{
-	{bff.ErrNonAsymmetricToken, "non_asymmetric_token", "non_asymmetric_token", "Only asymmetric jwt are supported."},
-	{bff.ErrNoCredential, "invalid_token", "token_nonexistent", "Authentication credentials were not provided."},
-	{bff.ErrInvalidToken, "invalid_token", "token_nonexistent", "Invalid token."},
-	{bff.ErrTokenExpired, "token_expired", "token_expired", "Token has expired."},
-	{bff.ErrAccountDisabled, "account_disabled", "user_is_disabled", "User account is disabled."},
-	{bff.ErrTokenRevoked, "token_revoked", "token_nonexistent", "Invalid token."},
-	{bff.ErrNotSupportedToken, "non_supported_token", "non_supported_token",
-		"Only access tokens of a user who signed in (with a password or a social provider) can be exchanged for a session."},
+// verdicts is the one table of the errors every surface answers, in the
+// order they are matched: the first row that matches the error and answers
+// on the surface wins (a token revoked by the disabling of its user is a
+// disabled account's token). Adding an error is adding a row. What no row
+// answers is an echo.HTTPError or a fosite error below 500, or a 500.
+var verdicts = []verdict{
+	// The payment broker (SPEC §10).
+	{err: broker.ErrNotConfigured, status: http.StatusServiceUnavailable, code: "broker_not_configured",
+		detail: "The payment broker is not configured on this server (BFF_ECOMMERCE_URL)."},
+	{err: broker.ErrRouteNotAllowed, status: http.StatusNotFound, code: "not_found",
+		detail: "This payment API route is not available through the broker."},
+	{err: broker.ErrInsufficientScope, status: http.StatusForbidden, code: "insufficient_scope",
+		detail: "The token lacks the payments scope."},
+	{err: broker.ErrBodyTooLarge, status: http.StatusRequestEntityTooLarge, code: "body_too_large",
+		detail: "The request body is larger than 1 MiB."},
+	{err: broker.ErrIdempotencyKeyMissing, status: http.StatusBadRequest, code: "idempotency_key_missing",
+		detail: "POST and PATCH need an Idempotency-Key header (a UUID, say)."},
+	{err: broker.ErrIdempotencyKeyInvalid, status: http.StatusBadRequest, code: "invalid_idempotency_key"},
+	{err: broker.ErrIdempotencyKeyReused, status: http.StatusUnprocessableEntity, code: "idempotency_key_reused",
+		detail: "This Idempotency-Key was used with another request (method, path or body); use a new key."},
+	{err: broker.ErrIdempotencyInFlight, status: http.StatusConflict, code: "idempotency_key_in_use",
+		detail: "A request with this Idempotency-Key is still in progress; retry after Retry-After to get its response."},
+	{err: broker.ErrIdempotencyUnavailable, status: http.StatusConflict, code: "idempotency_response_unavailable",
+		detail: "A request with this Idempotency-Key reached the payment service, but its response is not available (it timed out, failed or was too large). It may have taken effect: check the order state, and use a new key to try again."},
+	{err: broker.ErrUpstreamUnavailable, status: http.StatusServiceUnavailable, code: "upstream_unavailable",
+		detail: "The payment service is unavailable; retry after Retry-After."},
+	{err: broker.ErrUpstreamTimeout, status: http.StatusGatewayTimeout, code: "upstream_timeout",
+		detail: "The payment service did not answer in time. A POST may have taken effect: retry it with the same Idempotency-Key."},
+	{err: broker.ErrUpstreamError, status: http.StatusBadGateway, code: "upstream_error",
+		detail: "The payment service failed. A POST may have taken effect: retry it with the same Idempotency-Key."},
+
+	// Verdicts on a presented token. A disabled account's token too is a
+	// 401, as at edX's services: the apps log out on it (ADR 0015).
+	{err: bff.ErrNoCredential, status: http.StatusUnauthorized, code: "invalid_token",
+		detail: "Authentication is required: send Authorization: Bearer <token> or JWT <token>, or the session cookie.",
+		token:  true, edx: http.StatusUnauthorized, appCode: "token_nonexistent", message: "Authentication credentials were not provided."},
+	{err: bff.ErrNonAsymmetricToken, status: http.StatusUnauthorized, code: "non_asymmetric_token", detail: "Only asymmetric jwt are supported.",
+		token: true, edx: http.StatusUnauthorized, appCode: "non_asymmetric_token", message: "Only asymmetric jwt are supported."},
+	{err: bff.ErrInvalidToken, status: http.StatusUnauthorized, code: "invalid_token", detail: "Invalid token.",
+		token: true, edx: http.StatusUnauthorized, appCode: "token_nonexistent", message: "Invalid token."},
+	{err: bff.ErrTokenExpired, status: http.StatusUnauthorized, code: "token_expired", detail: "Token has expired.",
+		token: true, edx: http.StatusUnauthorized, appCode: "token_expired", message: "Token has expired."},
+	{err: bff.ErrAccountDisabled, status: http.StatusUnauthorized, code: "account_disabled", detail: "User account is disabled.",
+		token: true, edx: http.StatusUnauthorized, appCode: "user_is_disabled", message: "User account is disabled.",
+		oauth: http.StatusForbidden, oauthError: "account_disabled", oauthDesc: "user account is disabled"},
+	{err: bff.ErrTokenRevoked, status: http.StatusUnauthorized, code: "token_revoked", detail: "Invalid token.",
+		token: true, edx: http.StatusUnauthorized, appCode: "token_nonexistent", message: "Invalid token.",
+		// At a grant: a token write refused by the store, the grant was
+		// revoked, or the password changed, while the request ran.
+		oauth: http.StatusBadRequest, oauthError: "invalid_grant",
+		oauthDesc: "The grant was revoked, or the password changed, while the request ran; sign in again."},
+	{err: bff.ErrNotSupportedToken, status: http.StatusForbidden, code: "non_supported_token", detail: "This token does not act for a user.",
+		token: true, edx: http.StatusUnauthorized, appCode: "non_supported_token",
+		message: "Only access tokens of a user who signed in (with a password or a social provider) can be exchanged for a session."},
+
+	{err: bff.ErrTooManyAttempts,
+		oauth: http.StatusTooManyRequests, oauthError: "too_many_attempts", oauthDesc: "Too many failed login attempts; retry after the time in Retry-After."},
+	{err: errAdminAuth, status: http.StatusUnauthorized, code: "unauthorized", detail: "A valid admin token is required."},
+	{err: errCSRF, status: http.StatusForbidden, code: "csrf_failed",
+		detail: "The form is stale or comes from another site: reload the page and try again."},
+	{err: bff.ErrNotFound, status: http.StatusNotFound, code: "not_found"},
+	{err: bff.ErrConflict, status: http.StatusConflict, code: "conflict"},
+	{err: bff.ErrInvalidInput, status: http.StatusBadRequest, code: "invalid_request"},
+	{err: bff.ErrUnavailable, status: http.StatusServiceUnavailable, code: "temporarily_unavailable",
+		detail: "The service is temporarily unavailable; retry later.",
+		edx:    http.StatusServiceUnavailable, appCode: "temporarily_unavailable", message: "The service is temporarily unavailable; retry later.",
+		oauth: http.StatusServiceUnavailable, oauthError: "temporarily_unavailable", oauthDesc: "The service is temporarily unavailable; retry later."},
+	{err: bff.ErrProviderUnavailable,
+		oauth: http.StatusBadGateway, oauthError: "provider_unavailable",
+		oauthDesc: "The identity provider could not be reached or did not answer in time; retry later."},
+	{err: errBodyTooLarge, status: http.StatusRequestEntityTooLarge, code: "body_too_large", detail: "The request body is too large.",
+		oauth: http.StatusRequestEntityTooLarge, oauthError: "invalid_request", oauthDesc: "The request body is larger than 64 KiB."},
+	{err: errDuplicateParam, oauth: http.StatusBadRequest, oauthError: "invalid_request"},
+	{err: errNotForm, oauth: http.StatusBadRequest, oauthError: "invalid_request"},
 }
 
-// verdictOf returns the verdict that err carries, if any.
-func verdictOf(err error) (tokenVerdict, bool) {
-	for _, v := range tokenVerdicts {
-		if errors.Is(err, v.err) {
+// lookup returns the first row of verdicts that matches err and answers
+// where answers says.
+func lookup(err error, answers func(verdict) bool) (verdict, bool) {
+	for _, v := range verdicts {
+		if answers(v) && errors.Is(err, v.err) {
 			return v, true
 		}
 	}
-	return tokenVerdict{}, false
+	return verdict{}, false
+}
+
+// orErr is text, or the error's own text when text is empty.
+func orErr(text string, err error) string {
+	if text == "" {
+		return err.Error()
+	}
+	return text
+}
+
+// verdictOf returns the verdict on a presented token that err carries, if
+// any.
+func verdictOf(err error) (verdict, bool) {
+	return lookup(err, func(v verdict) bool { return v.token })
 }
 
 // tokenErrorCode is the service's code of a token verdict; "" for other
@@ -233,19 +320,13 @@ func tokenErrorCode(err error) string {
 
 func writeEdxError(c echo.Context, err error, log *slog.Logger) {
 	c.Response().Header().Set("Cache-Control", "no-store")
-	status := http.StatusUnauthorized
-	var body edxErrorBody
-	v, ok := verdictOf(err)
-	switch {
-	case ok:
-		body = edxErrorBody{v.appCode, v.message}
-	case errors.Is(err, bff.ErrUnavailable):
-		status = http.StatusServiceUnavailable
-		body = edxErrorBody{"temporarily_unavailable", "The service is temporarily unavailable; retry later."}
+	status := http.StatusInternalServerError
+	body := edxErrorBody{"server_error", "The server could not complete the request."}
+	if v, ok := lookup(err, func(v verdict) bool { return v.edx != 0 }); ok {
+		status, body = v.edx, edxErrorBody{v.appCode, v.message}
+	}
+	if status == http.StatusServiceUnavailable {
 		c.Response().Header().Set("Retry-After", "5")
-	default:
-		status = http.StatusInternalServerError
-		body = edxErrorBody{"server_error", "The server could not complete the request."}
 	}
 	logFailure(c, log, status, err)
 	_ = c.JSON(status, body)
@@ -267,35 +348,11 @@ type problem struct {
 
 // problemFor maps an error onto a status, code and detail.
 func problemFor(err error) (int, string, string) {
-	var he *echo.HTTPError
-	if status, code, detail, ok := brokerProblem(err); ok {
-		return status, code, detail
+	if v, ok := lookup(err, func(v verdict) bool { return v.status != 0 }); ok {
+		return v.status, v.code, orErr(v.detail, err)
 	}
-	switch {
-	case errors.Is(err, bff.ErrNoCredential):
-		return http.StatusUnauthorized, "invalid_token", "Authentication is required: send Authorization: Bearer <token> or JWT <token>, or the session cookie."
-	case errors.Is(err, bff.ErrNotSupportedToken):
-		return http.StatusForbidden, "non_supported_token", "This token does not act for a user."
-	case tokenErrorCode(err) != "":
-		// A disabled account's token too is a 401, as at edX's services:
-		// the apps log out on it (ADR 0015).
-		v, _ := verdictOf(err)
-		return http.StatusUnauthorized, v.code, v.message
-	case errors.Is(err, errAdminAuth):
-		return http.StatusUnauthorized, "unauthorized", "A valid admin token is required."
-	case errors.Is(err, errCSRF):
-		return http.StatusForbidden, "csrf_failed", "The form is stale or comes from another site: reload the page and try again."
-	case errors.Is(err, bff.ErrNotFound):
-		return http.StatusNotFound, "not_found", err.Error()
-	case errors.Is(err, bff.ErrConflict):
-		return http.StatusConflict, "conflict", err.Error()
-	case errors.Is(err, bff.ErrInvalidInput):
-		return http.StatusBadRequest, "invalid_request", err.Error()
-	case errors.Is(err, errBodyTooLarge):
-		return http.StatusRequestEntityTooLarge, "body_too_large", "The request body is too large."
-	case errors.Is(err, bff.ErrUnavailable):
-		return http.StatusServiceUnavailable, "temporarily_unavailable", "The service is temporarily unavailable; retry later."
-	case errors.As(err, &he) && he.Code < 500:
+	var he *echo.HTTPError
+	if errors.As(err, &he) && he.Code < 500 {
 		msg := http.StatusText(he.Code)
 		if s, ok := he.Message.(string); ok && s != "" {
 			msg = s
@@ -303,37 +360,6 @@ func problemFor(err error) (int, string, string) {
 		return he.Code, codeForStatus(he.Code), msg
 	}
 	return http.StatusInternalServerError, "server_error", "The server could not complete the request."
-}
-
-// brokerProblem maps the errors of the payment broker (SPEC §10).
-func brokerProblem(err error) (int, string, string, bool) {
-	switch {
-	case errors.Is(err, broker.ErrNotConfigured):
-		return http.StatusServiceUnavailable, "broker_not_configured", "The payment broker is not configured on this server (BFF_ECOMMERCE_URL).", true
-	case errors.Is(err, broker.ErrRouteNotAllowed):
-		return http.StatusNotFound, "not_found", "This payment API route is not available through the broker.", true
-	case errors.Is(err, broker.ErrInsufficientScope):
-		return http.StatusForbidden, "insufficient_scope", "The token lacks the payments scope.", true
-	case errors.Is(err, broker.ErrBodyTooLarge):
-		return http.StatusRequestEntityTooLarge, "body_too_large", "The request body is larger than 1 MiB.", true
-	case errors.Is(err, broker.ErrIdempotencyKeyMissing):
-		return http.StatusBadRequest, "idempotency_key_missing", "POST and PATCH need an Idempotency-Key header (a UUID, say).", true
-	case errors.Is(err, broker.ErrIdempotencyKeyInvalid):
-		return http.StatusBadRequest, "invalid_idempotency_key", err.Error(), true
-	case errors.Is(err, broker.ErrIdempotencyKeyReused):
-		return http.StatusUnprocessableEntity, "idempotency_key_reused", "This Idempotency-Key was used with another request (method, path or body); use a new key.", true
-	case errors.Is(err, broker.ErrIdempotencyInFlight):
-		return http.StatusConflict, "idempotency_key_in_use", "A request with this Idempotency-Key is still in progress; retry after Retry-After to get its response.", true
-	case errors.Is(err, broker.ErrIdempotencyUnavailable):
-		return http.StatusConflict, "idempotency_response_unavailable", "A request with this Idempotency-Key reached the payment service, but its response is not available (it timed out, failed or was too large). It may have taken effect: check the order state, and use a new key to try again.", true
-	case errors.Is(err, broker.ErrUpstreamUnavailable):
-		return http.StatusServiceUnavailable, "upstream_unavailable", "The payment service is unavailable; retry after Retry-After.", true
-	case errors.Is(err, broker.ErrUpstreamTimeout):
-		return http.StatusGatewayTimeout, "upstream_timeout", "The payment service did not answer in time. A POST may have taken effect: retry it with the same Idempotency-Key.", true
-	case errors.Is(err, broker.ErrUpstreamError):
-		return http.StatusBadGateway, "upstream_error", "The payment service failed. A POST may have taken effect: retry it with the same Idempotency-Key.", true
-	}
-	return 0, "", "", false
 }
 
 func codeForStatus(status int) string {

@@ -29,14 +29,14 @@ func publicRoutes(e *echo.Echo, d Deps) {
 	withSlash(e.GET, "/oauth2/authorize", handleAuthorize(signIn))
 	withSlash(e.POST, "/oauth2/authorize", handleAuthorizeSubmit(signIn))
 
-	withSlash(e.GET, "/api/me", handleMe(d.OAuth.Validator(), d.Metrics))
-	withSlash(e.GET, "/api/mobile/v0.5/my_user_info", handleMyUserInfo(d.OAuth.Validator(), d.Metrics))
+	withSlash(e.GET, "/api/me", handleMe(d.Validator, d.Metrics))
+	withSlash(e.GET, "/api/mobile/v0.5/my_user_info", handleMyUserInfo(d.Validator, d.Metrics))
 	// Every method, so that whatever the allowlist does not name is a 404
 	// like any other path it does not name. The payment service's paths
 	// keep their own trailing slashes.
-	e.Any(brokerPrefix+"/*", handleBroker(d.Broker, d.OAuth.Validator(), d.Metrics))
+	e.Any(brokerPrefix+"/*", handleBroker(d.Broker, d.Validator, d.Metrics))
 
-	withSlash(e.GET, "/.well-known/jwks.json", handleJWKS(d.OAuth.Keys()))
+	withSlash(e.GET, "/.well-known/jwks.json", handleJWKS(d.Keys))
 	withSlash(e.GET, "/.well-known/oauth-authorization-server", handleMetadata(d.Issuer))
 	e.GET("/.well-known/oauth-authorization-server/*", handleIssuerMetadata(d.Issuer)) // RFC 8414 §3.1: an issuer's path goes here
 

@@ -33,6 +33,11 @@ type AdminSessionStore interface {
 // Deps is what the handlers of both listeners need.
 type Deps struct {
 	OAuth *oauth.Service
+	// Validator judges every presented token (required; the one the OAuth
+	// service issues for, oauth.Service.Validator).
+	Validator *oauth.Validator
+	// Keys publishes the JWKS (required; the OAuth service's key manager).
+	Keys  *oauth.KeyManager
 	Admin *admin.Service
 	// Broker relays the payment calls; nil when BFF_ECOMMERCE_URL is unset.
 	Broker     *broker.Broker

@@ -91,7 +91,7 @@ func (h *tokenExchangeHandler) HandleTokenEndpointRequest(ctx context.Context, r
 		return fosite.ErrInvalidGrant.WithHint("The subject_token has expired.")
 	case errors.Is(err, bff.ErrTokenRevoked):
 		return fosite.ErrInvalidGrant.WithHint("The subject_token has been revoked.")
-	case isTokenVerdict(err):
+	case bff.IsTokenVerdict(err):
 		return fosite.ErrInvalidGrant.WithHint("The subject_token is not a valid access token of this server.")
 	default:
 		return err // the store failed: 503

@@ -127,16 +127,32 @@ func (s *fositeStore) Authenticate(ctx context.Context, login, password string) 
 	return u.Subject(), nil
 }
 
-// --- transactions ---
+// --- write batches (fosite's "transactions") ---
+//
+// BeginTX, Commit and Rollback are fosite's storage.Transactional, and
+// fosite calls them by those names; what they give is a write batch, not a
+// transaction. BeginTX starts queueing the token writes made with the
+// context it returns, Commit applies them in one store call (ApplyTokenOps:
+// one transaction inside the store, all or nothing) and Rollback forgets
+// them. Reads made meanwhile go straight to the store: they do not see the
+// queued writes, and nothing is locked (the stores' write guards judge the
+// writes when they are applied). A BeginTX on a context that has a batch
+// starts a batch of its own (fosite's refresh and code flows do that inside
+// Service.token's), which its own Commit applies.
 
-// opBatch collects token writes between BeginTX and Commit, which applies
-// them with one store call: one transaction inside the store.
+// opBatch collects token writes between beginBatch and Commit.
 type opBatch struct{ ops []store.TokenOp }
 
 type batchKey struct{}
 
+// beginBatch starts a write batch; it cannot fail.
+func (s *fositeStore) beginBatch(ctx context.Context) context.Context {
+	return context.WithValue(ctx, batchKey{}, &opBatch{})
+}
+
+// BeginTX is beginBatch under fosite's name; its error is always nil.
 func (s *fositeStore) BeginTX(ctx context.Context) (context.Context, error) {
-	return context.WithValue(ctx, batchKey{}, &opBatch{}), nil
+	return s.beginBatch(ctx), nil
 }
 
 func (s *fositeStore) Commit(ctx context.Context) error {

@@ -69,22 +69,10 @@ func (s *Service) Introspect(ctx context.Context, r *http.Request) (Introspectio
 	switch {
 	case err == nil:
 		return s.describe(p), nil
-	case isTokenVerdict(err):
+	case bff.IsTokenVerdict(err):
 		return Introspection{Active: false}, nil
 	}
 	return Introspection{}, err
-}
-
-// isTokenVerdict reports whether err is a judgement on the token (rather
-// than a failure to judge it).
-func isTokenVerdict(err error) bool {
-	for _, e := range []error{bff.ErrInvalidToken, bff.ErrNonAsymmetricToken, bff.ErrTokenExpired,
-		bff.ErrAccountDisabled, bff.ErrTokenRevoked} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
 }
 
 // describe answers for an active access token. Its token_type is "Bearer"
@@ -120,7 +108,7 @@ func (s *Service) introspectRefresh(ctx context.Context, sig string) (Introspect
 	// What the token would grant now: its scopes the client still has, as
 	// a refresh would (ADR 0022).
 	client, err := s.validator.client(ctx, t.ClientID)
-	if isTokenVerdict(err) {
+	if bff.IsTokenVerdict(err) {
 		return Introspection{Active: false}, nil
 	}
 	if err != nil {
@@ -132,7 +120,7 @@ func (s *Service) introspectRefresh(ctx context.Context, sig string) (Introspect
 	}
 	if t.UserID != 0 {
 		u, err := s.validator.user(ctx, t.UserID)
-		if isTokenVerdict(err) {
+		if bff.IsTokenVerdict(err) {
 			return Introspection{Active: false}, nil
 		}
 		if err != nil {
@@ -162,7 +150,7 @@ func (s *Service) Revoke(ctx context.Context, r *http.Request) error {
 	if IsJWT(token) {
 		claims, err := s.validator.VerifyJWT(ctx, token)
 		if err != nil {
-			if isTokenVerdict(err) {
+			if bff.IsTokenVerdict(err) {
 				return nil // not ours: nothing to revoke
 			}
 			return err

@@ -476,7 +476,7 @@ func (s *Service) issue(ctx context.Context, r *http.Request, st *requestState) 
 	sess.Format = sel.Format
 
 	// Every token write of the response goes to the store in one call.
-	txCtx, _ := s.fstore.BeginTX(ctx)
+	txCtx := s.fstore.beginBatch(ctx)
 	resp, err := s.provider.NewAccessResponse(txCtx, ar)
 	if errors.Is(err, bff.ErrCodeUsed) || errors.Is(err, fosite.ErrInvalidatedAuthorizeCode) {
 		// Another redemption of the code won the race (found when writing

@@ -113,7 +113,7 @@ func adminCommand(ctx context.Context, args []string, getenv func(string) string
 		return err
 	}
 	defer a.store.Close()
-	out, err := runAdmin(ctx, a.admin, args[0], args[1:], cliActor())
+	out, err := runAdmin(ctx, a.Admin, args[0], args[1:], cliActor())
 	if err != nil {
 		return err
 	}

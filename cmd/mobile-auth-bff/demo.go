@@ -24,7 +24,7 @@ const (
 // database that real users depend on.
 func seedDemo(ctx context.Context, a *app, w io.Writer) error {
 	enabled := true
-	_, err := a.admin.CreateClient(ctx, admin.NewClient{
+	_, err := a.Admin.CreateClient(ctx, admin.NewClient{
 		ID: demoMobileClient, Name: "Demo mobile app", Public: true,
 		GrantTypes: []string{bff.GrantPassword, bff.GrantRefreshToken, bff.GrantTokenExchange},
 		Scopes:     []string{"read", "write", "email", "profile", "payments"},
@@ -33,7 +33,7 @@ func seedDemo(ctx context.Context, a *app, w io.Writer) error {
 	if err != nil && !errors.Is(err, bff.ErrConflict) {
 		return err
 	}
-	backend, err := a.admin.CreateClient(ctx, admin.NewClient{
+	backend, err := a.Admin.CreateClient(ctx, admin.NewClient{
 		ID: demoBackendClient, Name: "Demo backend", GrantTypes: []string{bff.GrantClientCredentials},
 		Scopes: []string{"read"}, TokenType: bff.FormatJWT, JWTEnabled: &enabled,
 	})
@@ -43,7 +43,7 @@ func seedDemo(ctx context.Context, a *app, w io.Writer) error {
 	} else if err != nil {
 		return err
 	}
-	_, err = a.admin.CreateUser(ctx, admin.NewUser{
+	_, err = a.Admin.CreateUser(ctx, admin.NewUser{
 		Username: demoUsername, Email: "demo@example.com", Name: "Demo User", Password: demoPassword,
 	})
 	if err != nil && !errors.Is(err, bff.ErrConflict) {
@@ -74,7 +74,7 @@ func seedDemo(ctx context.Context, a *app, w io.Writer) error {
 	} else {
 		fmt.Fprintf(&b, "curl -s %s/oauth2/introspect -u %s:CLIENT_SECRET -d token=ACCESS_TOKEN\n\n", base, demoBackendClient)
 	}
-	if a.broker != nil {
+	if a.Broker != nil {
 		fmt.Fprintf(&b, "# The payment broker (an opaque or JWT access token with the payments scope):\n")
 		fmt.Fprintf(&b, "curl -s %s/api/ecommerce/api/v2/orders/ -H \"Authorization: Bearer ACCESS_TOKEN\"\n\n", base)
 	}

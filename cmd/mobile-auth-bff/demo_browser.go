@@ -41,7 +41,7 @@ type demoCallback struct {
 func startDemoCallback(ctx context.Context, a *app) (*demoCallback, error) {
 	grants := []string{bff.GrantPassword, bff.GrantRefreshToken, bff.GrantTokenExchange, bff.GrantAuthorizationCode}
 	uris := []string{demoRedirectURI}
-	if _, err := a.admin.UpdateClient(ctx, demoMobileClient, admin.ClientPatch{GrantTypes: &grants, RedirectURIs: &uris}); err != nil {
+	if _, err := a.Admin.UpdateClient(ctx, demoMobileClient, admin.ClientPatch{GrantTypes: &grants, RedirectURIs: &uris}); err != nil {
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -11,9 +11,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/openedx/mobile-auth-bff/admin"
 	"github.com/openedx/mobile-auth-bff/broker"
-	"github.com/openedx/mobile-auth-bff/metrics"
+	"github.com/openedx/mobile-auth-bff/internal/service"
 	"github.com/openedx/mobile-auth-bff/oauth"
 	"github.com/openedx/mobile-auth-bff/social"
 	"github.com/openedx/mobile-auth-bff/store"
@@ -73,17 +72,12 @@ func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 
 // app is the wired service, shared by serve and the admin CLI.
 type app struct {
-	cfg     config
-	log     *slog.Logger
-	store   store.Store
-	pg      *postgres.Store // nil on the in-memory store
-	cache   *cache.Store    // nil on the in-memory store and in the CLI
-	secrets *oauth.Secrets
-	keys    *oauth.KeyManager
-	oauth   *oauth.Service
-	admin   *admin.Service
-	broker  *broker.Broker // nil without BFF_ECOMMERCE_URL
-	metrics *metrics.Metrics
+	*service.Service
+	cfg   config
+	log   *slog.Logger
+	store store.Store     // the store the service uses: the cache, when there is one
+	pg    *postgres.Store // nil on the in-memory store
+	cache *cache.Store    // nil on the in-memory store and in the CLI
 }
 
 // openStore opens PostgreSQL when BFF_DATABASE_URL is set, the in-memory
@@ -107,67 +101,59 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, migrate, serving 
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, log: log, store: st, pg: pg, metrics: metrics.New()}
+	a := &app{cfg: cfg, log: log, store: st, pg: pg}
 	if pg != nil && serving {
 		a.cache = cache.New(pg, cacheMaxAge)
 		a.store = a.cache
 	}
-	if serving {
-		a.metrics.Usage = metrics.NewUsage(a.store, a.metrics, log, metrics.DefaultUsageKeys)
-	}
-	if err := a.wire(ctx); err != nil {
+	a.Service, err = service.New(ctx, a.serviceConfig(serving), a.store, log)
+	if err != nil {
 		st.Close()
+		var se *service.SettingError
+		if errors.As(err, &se) {
+			return nil, &configError{settingVars[se.Setting], se.Err.Error()}
+		}
 		return nil, err
 	}
 	return a, nil
 }
 
-func (a *app) wire(ctx context.Context) error {
-	secrets, err := oauth.NewSecrets(a.cfg.Secret)
-	if err != nil {
-		return &configError{"BFF_SECRET", err.Error()}
-	}
-	a.secrets = secrets
-	a.keys, err = oauth.NewKeyManager(ctx, a.store, secrets, a.cfg.JWTAlg, a.cfg.AccessTokenTTL, a.log)
-	if err != nil {
-		return err
-	}
-	a.oauth, err = oauth.NewService(a.store, a.keys, secrets, oauth.Config{
-		Issuer: a.cfg.Issuer, Audience: a.cfg.Audience, AccessTokenTTL: a.cfg.AccessTokenTTL,
-		RefreshTokenTTL: a.cfg.RefreshTokenTTL, RefreshReuseGrace: a.cfg.RefreshReuseGrace,
-		SessionTTL: a.cfg.SessionTTL, Throttle: a.cfg.Throttle,
-		Social: social.Config{
-			GoogleUserinfoURL: a.cfg.GoogleUserinfoURL, GoogleTokeninfoURL: a.cfg.GoogleTokeninfoURL,
-			GoogleClientIDs: a.cfg.GoogleClientIDs,
-			FacebookMeURL:   a.cfg.FacebookMeURL, FacebookDebugTokenURL: a.cfg.FacebookDebugTokenURL,
-			FacebookAppID: a.cfg.FacebookAppID, FacebookAppSecret: a.cfg.FacebookAppSecret,
-			AppleJWKSURL: a.cfg.AppleJWKSURL, AppleAudiences: []string{a.cfg.AppleAudience},
-			AzureADGraphMeURL: a.cfg.AzureADGraphMeURL,
-			// On PostgreSQL (production) a backend that cannot check which
-			// app a token was issued to is off unless the operator opts in;
-			// the in-memory store (development, --demo) keeps SPEC §7's
-			// defaults, with the start-up warning (ADR 6).
-			RequireAudienceCheck: a.cfg.DatabaseURL != "", AcceptAnyApp: a.cfg.SocialAcceptAnyApp,
-			Observe: func(backend, result string) {
-				a.metrics.SocialVerifications.WithLabelValues(backend, result).Inc()
+// settingVars names the variable behind each field of service.Config that
+// service.New can refuse.
+var settingVars = map[string]string{"Secret": "BFF_SECRET", "Broker": "BFF_ECOMMERCE_URL"}
+
+// serviceConfig is the service's configuration from the environment's.
+func (a *app) serviceConfig(serving bool) service.Config {
+	c := service.Config{
+		Secret: a.cfg.Secret, JWTAlg: a.cfg.JWTAlg, Usage: serving,
+		AdminToken: a.cfg.AdminToken, TrustedProxies: a.cfg.TrustedProxies, CookieSecure: a.cfg.CookieSecure,
+		OAuth: oauth.Config{
+			Issuer: a.cfg.Issuer, Audience: a.cfg.Audience, AccessTokenTTL: a.cfg.AccessTokenTTL,
+			RefreshTokenTTL: a.cfg.RefreshTokenTTL, RefreshReuseGrace: a.cfg.RefreshReuseGrace,
+			SessionTTL: a.cfg.SessionTTL, Throttle: a.cfg.Throttle,
+			Social: social.Config{
+				GoogleUserinfoURL: a.cfg.GoogleUserinfoURL, GoogleTokeninfoURL: a.cfg.GoogleTokeninfoURL,
+				GoogleClientIDs: a.cfg.GoogleClientIDs,
+				FacebookMeURL:   a.cfg.FacebookMeURL, FacebookDebugTokenURL: a.cfg.FacebookDebugTokenURL,
+				FacebookAppID: a.cfg.FacebookAppID, FacebookAppSecret: a.cfg.FacebookAppSecret,
+				AppleJWKSURL: a.cfg.AppleJWKSURL, AppleAudiences: []string{a.cfg.AppleAudience},
+				AzureADGraphMeURL: a.cfg.AzureADGraphMeURL,
+				// On PostgreSQL (production) a backend that cannot check which
+				// app a token was issued to is off unless the operator opts in;
+				// the in-memory store (development, --demo) keeps SPEC §7's
+				// defaults, with the start-up warning (ADR 6).
+				RequireAudienceCheck: a.cfg.DatabaseURL != "", AcceptAnyApp: a.cfg.SocialAcceptAnyApp,
 			},
 		},
-	}, a.log)
-	if err != nil {
-		return err
 	}
-	a.admin = admin.New(a.store, a.keys)
 	if a.cfg.EcommerceURL != "" {
-		a.broker, err = broker.New(broker.Config{
+		c.Broker = &broker.Config{
 			URL: a.cfg.EcommerceURL, Issuer: a.cfg.Issuer, Audience: a.cfg.EcommerceAudience,
 			Timeout: a.cfg.EcommerceTimeout, Routes: a.cfg.EcommerceRoutes,
 			BreakerFailures: a.cfg.EcommerceBreakerFailures, BreakerCooldown: a.cfg.EcommerceBreakerCooldown,
-		}, a.store, a.keys, a.metrics, a.log)
-		if err != nil {
-			return &configError{"BFF_ECOMMERCE_URL", err.Error()}
 		}
 	}
-	return nil
+	return c
 }
 
 // cacheMaxAge bounds how long a cached account or client is used even
@@ -188,7 +174,7 @@ func (a *app) runChangeFeed(ctx context.Context) {
 		}
 	}, func(live bool) {
 		a.cache.SetLive(live)
-		a.metrics.ChangeFeedUp.Set(map[bool]float64{true: 1, false: 0}[live])
+		a.Metrics.ChangeFeedUp.Set(map[bool]float64{true: 1, false: 0}[live])
 		if live {
 			a.log.Info("change feed connected: cache enabled")
 			a.reloadKeys(ctx) // rotations made while it was down

@@ -59,19 +59,19 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer a.store.Close()
-	warnEdXAlgorithm(log, cfg.JWTAlg, a.keys.Published()[0])
-	withheld := a.oauth.WithheldProviders()
-	for backend, why := range a.oauth.DisabledProviders() {
+	warnEdXAlgorithm(log, cfg.JWTAlg, a.Keys.Published()[0])
+	withheld := a.OAuth.WithheldProviders()
+	for backend, why := range a.OAuth.DisabledProviders() {
 		if !slices.Contains(withheld, backend) {
 			log.Info("social exchange backend disabled", "backend", backend, "reason", why)
 		}
 	}
 	for _, backend := range withheld {
 		log.Warn("social exchange backend off: it cannot check that a token was issued to the platform's apps, so it would accept another app's token; configure the check (or opt in to any app's tokens)",
-			"backend", backend, "fix", a.oauth.DisabledProviders()[backend])
+			"backend", backend, "fix", a.OAuth.DisabledProviders()[backend])
 	}
-	for _, ac := range a.oauth.AudienceChecks() {
-		a.metrics.SocialAudienceChecked.WithLabelValues(ac.Backend).Set(boolGauge(ac.Checked))
+	for _, ac := range a.OAuth.AudienceChecks() {
+		a.Metrics.SocialAudienceChecked.WithLabelValues(ac.Backend).Set(boolGauge(ac.Checked))
 		if !ac.Checked {
 			log.Warn("social exchange accepts tokens issued to any app: another app the user signed in to can sign in as the user here; configure the check in production",
 				"backend", ac.Backend, "fix", ac.Fix)
@@ -91,7 +91,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// A new BFF_ADMIN_TOKEN ends the dashboard sessions of the old one
 	// (ADR 20): every instance refuses a session of another token, and this
 	// deletes them, so that going back to the old token revives none.
-	fp := handlers.AdminTokenFingerprint(cfg.AdminToken, a.secrets.AdminSessionKey())
+	fp := handlers.AdminTokenFingerprint(cfg.AdminToken, a.Secrets.AdminSessionKey())
 	if n, err := a.store.DeleteAdminSessionsExcept(ctx, fp); err != nil {
 		log.Warn("end the dashboard sessions of other admin tokens", "err", err)
 	} else if n > 0 {
@@ -101,16 +101,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// garbage an idle process would keep resident for minutes.
 	debug.FreeOSMemory()
 
-	deps := handlers.Deps{
-		OAuth: a.oauth, Admin: a.admin, Broker: a.broker, Store: a.store, Metrics: a.metrics, Log: log,
-		Issuer: cfg.Issuer, AdminToken: cfg.AdminToken, AdminSessionKey: a.secrets.AdminSessionKey(), AdminSessions: a.store,
-		TrustedProxies: cfg.TrustedProxies, CookieSecure: cfg.CookieSecure,
-	}
-	if a.broker == nil {
+	if a.Broker == nil {
 		log.Info("BFF_ECOMMERCE_URL is not set: the payment broker (/api/ecommerce/...) answers 503 broker_not_configured")
 	} else {
-		routes := make([]string, 0, len(a.broker.Routes()))
-		for _, r := range a.broker.Routes() {
+		routes := make([]string, 0, len(a.Broker.Routes()))
+		for _, r := range a.Broker.Routes() {
 			routes = append(routes, r.String())
 		}
 		log.Info("payment broker", "audience", cfg.EcommerceAudience, "timeout", cfg.EcommerceTimeout.String(), "routes", routes)
@@ -119,8 +114,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		log.Warn("BFF_ADMIN_TOKEN is not set: the admin API answers 401 to every request")
 	}
 	servers := []*namedServer{
-		{name: "public", addr: cfg.Addr, handler: handlers.NewPublic(deps)},
-		{name: "admin", addr: cfg.AdminAddr, handler: handlers.NewAdmin(deps)},
+		{name: "public", addr: cfg.Addr, handler: a.Public},
+		{name: "admin", addr: cfg.AdminAddr, handler: a.AdminHandler},
 	}
 	for _, s := range servers {
 		if err := s.listen(); err != nil {
@@ -150,7 +145,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	bg.Go(func() { every(bgCtx, oauth.KeyReloadInterval, a.reloadKeys) })
 	bg.Go(func() { every(bgCtx, pruneEvery, a.prune) })
 	bg.Go(func() { a.runChangeFeed(bgCtx) })
-	bg.Go(func() { a.metrics.Usage.Run(bgCtx, cfg.UsageFlushInterval) })
+	bg.Go(func() { a.Metrics.Usage.Run(bgCtx, cfg.UsageFlushInterval) })
 
 	errc := make(chan error, len(servers))
 	for _, s := range servers {
@@ -174,8 +169,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	stopBackground()
 	bg.Wait()
 	// The listeners are down: the last requests are counted. Flush them.
-	if ferr := a.metrics.Usage.Flush(shutdownCtx); ferr != nil {
-		log.Warn("usage statistics of the last seconds are lost", "aggregates", a.metrics.Usage.Pending(), "err", ferr)
+	if ferr := a.Metrics.Usage.Flush(shutdownCtx); ferr != nil {
+		log.Warn("usage statistics of the last seconds are lost", "aggregates", a.Metrics.Usage.Pending(), "err", ferr)
 	}
 	log.Info("stopped")
 	return err
@@ -294,7 +289,7 @@ func (a *app) prune(ctx context.Context) {
 // reloadKeys picks up key rotations made elsewhere (on PostgreSQL the change
 // feed does it at once; this is the backstop).
 func (a *app) reloadKeys(ctx context.Context) {
-	if err := a.keys.Reload(ctx); err != nil && ctx.Err() == nil {
+	if err := a.Keys.Reload(ctx); err != nil && ctx.Err() == nil {
 		a.log.Warn("reload signing keys", "err", err)
 	}
 }

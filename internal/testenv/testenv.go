@@ -1,5 +1,5 @@
-// Package testenv builds the whole service in-process (store, keys, OAuth
-// service, admin service, both Echo handlers) for handler tests and
+// Package testenv builds the whole service in-process, with service.New as
+// run() does, on a test store and test defaults, for handler tests and
 // benchmarks. End-to-end tests go through run() instead.
 package testenv
 
@@ -24,7 +24,7 @@ import (
 	bff "github.com/openedx/mobile-auth-bff"
 	"github.com/openedx/mobile-auth-bff/admin"
 	"github.com/openedx/mobile-auth-bff/broker"
-	"github.com/openedx/mobile-auth-bff/handlers"
+	"github.com/openedx/mobile-auth-bff/internal/service"
 	"github.com/openedx/mobile-auth-bff/internal/testdb"
 	"github.com/openedx/mobile-auth-bff/metrics"
 	"github.com/openedx/mobile-auth-bff/oauth"
@@ -119,50 +119,30 @@ func New(tb testing.TB, opts Options) *Env {
 		opts.Log = io.Discard
 	}
 	log := slog.New(slog.NewJSONHandler(opts.Log, &slog.HandlerOptions{Level: opts.LogLevel}))
-	secrets, err := oauth.NewSecrets([]byte(strings.Repeat("s", 32)))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	keys, err := oauth.NewKeyManager(ctx, st, secrets, opts.Alg, time.Hour, log)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cfg := oauth.Config{
-		Issuer: opts.Issuer, Audience: Audience, AccessTokenTTL: time.Hour, RefreshTokenTTL: 720 * time.Hour,
-		RefreshReuseGrace: 10 * time.Second, SessionTTL: 24 * time.Hour, Throttle: oauth.DefaultThrottle,
+	cfg := service.Config{
+		Secret: []byte(strings.Repeat("s", 32)), JWTAlg: opts.Alg, Usage: !opts.NoUsage,
+		AdminToken: AdminToken, CookieSecure: true,
+		OAuth: oauth.Config{
+			Issuer: opts.Issuer, Audience: Audience, AccessTokenTTL: time.Hour, RefreshTokenTTL: 720 * time.Hour,
+			RefreshReuseGrace: 10 * time.Second, SessionTTL: 24 * time.Hour, Throttle: oauth.DefaultThrottle,
+		},
 	}
 	if opts.Config != nil {
-		opts.Config(&cfg)
+		opts.Config(&cfg.OAuth)
 	}
-	m := metrics.New()
-	if cfg.Social.Observe == nil {
-		cfg.Social.Observe = func(backend, result string) { m.SocialVerifications.WithLabelValues(backend, result).Inc() }
-	}
-	svc, err := oauth.NewService(st, keys, secrets, cfg, log)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if !opts.NoUsage {
-		m.Usage = metrics.NewUsage(st, m, log, metrics.DefaultUsageKeys)
-	}
-	adm := admin.New(st, keys)
-	var brk *broker.Broker
 	if opts.Broker != nil {
 		bc := *opts.Broker
-		if bc.Issuer == "" {
-			bc.Issuer = cfg.Issuer
-		}
 		if bc.Audience == "" {
 			bc.Audience = EcommerceAudience
 		}
-		if brk, err = broker.New(bc, st, keys, m, log); err != nil {
-			tb.Fatal(err)
-		}
+		cfg.Broker = &bc
 	}
-	deps := handlers.Deps{OAuth: svc, Admin: adm, Broker: brk, Store: st, Metrics: m, Log: log, Issuer: cfg.Issuer,
-		AdminToken: AdminToken, AdminSessionKey: secrets.AdminSessionKey(), AdminSessions: st, CookieSecure: true}
-	return &Env{Store: st, OAuth: svc, Admin: adm, Keys: keys, Metrics: m, Broker: brk,
-		Public: handlers.NewPublic(deps), AdminH: handlers.NewAdmin(deps)}
+	svc, err := service.New(ctx, cfg, st, log)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &Env{Store: st, OAuth: svc.OAuth, Admin: svc.Admin, Keys: svc.Keys, Metrics: svc.Metrics, Broker: svc.Broker,
+		Public: svc.Public, AdminH: svc.AdminHandler}
 }
 
 // PublicClient creates a public (mobile) client with the password and

@@ -4,7 +4,7 @@
 //
 // It is only as good as its invalidation: every change made through it is
 // forgotten at once, and changes made by other instances arrive as events
-// (PostgreSQL NOTIFY, see postgres.Store.Listen). While the event feed is
+// (PostgreSQL NOTIFY, see postgres.inner.Listen). While the event feed is
 // down the cache is empty and bypassed — never trusted stale — and it starts
 // empty again when the feed is back.
 package cache
@@ -26,7 +26,12 @@ const MaxEntries = 100_000
 
 // Store is a caching store.Store.
 type Store struct {
-	store.Store
+	// passThrough forwards, untouched, the methods that neither read nor
+	// change what the cache holds; every other method of store.Store is
+	// written out below (a read served from the cache, or a write that
+	// forgets what it changed).
+	passThrough
+	inner  store.Store
 	maxAge time.Duration
 	now    func() time.Time
 
@@ -39,6 +44,71 @@ type Store struct {
 	jtisMu     sync.Mutex           // one reload of the revoked set at a time
 }
 
+// The compiler checks that the wrapper is a whole store: a method added to
+// store.Store is in neither passThrough nor the methods below, so this
+// fails to compile until someone decides whether it changes a user, a
+// client or a revoked JWT id (and must forget it) or passes through.
+var _ store.Store = (*Store)(nil)
+
+// passThrough lists, one by one, the methods of store.Store that the cache
+// forwards untouched: none of them reads or writes a user's account, a
+// client or the revoked JWT ids. Not store.Store's sub-interfaces, so that
+// a write added to one of them is not forwarded silently.
+type passThrough interface {
+	CreateClient(ctx context.Context, c bff.Client) error
+	ListClients(ctx context.Context) ([]bff.Client, error)
+
+	CreateUser(ctx context.Context, u bff.User) (bff.User, error)
+	GetUserByLogin(ctx context.Context, login string) (bff.User, error)
+	ListAuditEvents(ctx context.Context, userID int64) ([]bff.AuditEvent, error)
+
+	ListSigningKeys(ctx context.Context) ([]bff.SigningKey, error)
+	InitSigningKeys(ctx context.Context, current, next bff.SigningKey) error
+	RotateSigningKeys(ctx context.Context, newNext bff.SigningKey, at time.Time) error
+
+	GetAccessToken(ctx context.Context, signature string) (bff.AccessToken, error)
+	GetAccessTokenByJTI(ctx context.Context, jti string) (bff.AccessToken, error)
+	GetRefreshToken(ctx context.Context, signature string) (bff.RefreshToken, error)
+	RevokedJTIs(ctx context.Context, now time.Time) (map[string]time.Time, error)
+	PruneTokens(ctx context.Context, before time.Time) (int64, error)
+
+	CreateAuthorizationCode(ctx context.Context, c bff.AuthorizationCode) error
+	GetAuthorizationCode(ctx context.Context, signature string) (bff.AuthorizationCode, error)
+
+	EnsureSession(ctx context.Context, s bff.Session) (bff.Session, error)
+	GetSession(ctx context.Context, id string) (bff.Session, error)
+	DeleteSession(ctx context.Context, id string) error
+
+	CreateAdminSession(ctx context.Context, s bff.AdminSession) error
+	GetAdminSession(ctx context.Context, id string, now time.Time) (bff.AdminSession, error)
+	DeleteAdminSession(ctx context.Context, id string) error
+	DeleteAdminSessionsExcept(ctx context.Context, fingerprint string) (int64, error)
+	PruneAdminSessions(ctx context.Context, before time.Time) (int64, error)
+
+	LoginFailures(ctx context.Context, key string) (count int, windowStart time.Time, err error)
+	RecordLoginFailure(ctx context.Context, key string, now time.Time, window time.Duration) (count int, windowStart time.Time, err error)
+	ForgiveLoginFailure(ctx context.Context, key string, windowStart time.Time) error
+	ResetLoginFailures(ctx context.Context, key string) error
+
+	LinkIdentity(ctx context.Context, id bff.Identity) (bff.Identity, bool, error)
+	FindIdentity(ctx context.Context, provider, subject string) (bff.Identity, error)
+	ListIdentities(ctx context.Context, userID int64) ([]bff.Identity, error)
+	UnlinkIdentity(ctx context.Context, userID int64, provider, subject string) error
+
+	ClaimIdempotencyKey(ctx context.Context, rec bff.IdempotencyRecord) (bff.IdempotencyRecord, bool, error)
+	FinishIdempotencyKey(ctx context.Context, rec bff.IdempotencyRecord) error
+	ReleaseIdempotencyKey(ctx context.Context, userID int64, key, claimID string) error
+	PruneIdempotencyKeys(ctx context.Context, before time.Time) (int64, error)
+
+	AddUsage(ctx context.Context, counts []bff.UsageCount) error
+	ListUsage(ctx context.Context, from, to time.Time) ([]bff.UsageCount, error)
+	PruneUsage(ctx context.Context, before time.Time) (int64, error)
+	CountActiveTokens(ctx context.Context, now time.Time) ([]bff.ActiveTokens, error)
+
+	Ping(ctx context.Context) error
+	Close()
+}
+
 type entry[T any] struct {
 	v  T
 	at time.Time
@@ -47,7 +117,7 @@ type entry[T any] struct {
 // New wraps inner. Entries live at most maxAge even without events; the
 // cache starts bypassed until SetLive(true).
 func New(inner store.Store, maxAge time.Duration) *Store {
-	return &Store{Store: inner, maxAge: maxAge, now: time.Now,
+	return &Store{passThrough: inner, inner: inner, maxAge: maxAge, now: time.Now,
 		users: map[int64]entry[bff.User]{}, clients: map[string]entry[bff.Client]{}}
 }
 
@@ -147,7 +217,7 @@ func (s *Store) GetUser(ctx context.Context, id int64) (bff.User, error) {
 	if hit {
 		return u, nil
 	}
-	u, err := s.Store.GetUser(ctx, id)
+	u, err := s.inner.GetUser(ctx, id)
 	if err == nil && use {
 		fill(s, s.usersMap, id, u, gen)
 	}
@@ -160,7 +230,7 @@ func (s *Store) GetClient(ctx context.Context, id string) (bff.Client, error) {
 	if hit {
 		return c, nil
 	}
-	c, err := s.Store.GetClient(ctx, id)
+	c, err := s.inner.GetClient(ctx, id)
 	if err == nil && use {
 		fill(s, s.clientsMap, id, c, gen)
 	}
@@ -174,7 +244,7 @@ func (s *Store) IsJTIRevoked(ctx context.Context, jti string) (bool, error) {
 	live, set, gen := s.live, s.jtis, s.generation
 	s.mu.RUnlock()
 	if !live {
-		return s.Store.IsJTIRevoked(ctx, jti)
+		return s.inner.IsJTIRevoked(ctx, jti)
 	}
 	if set == nil {
 		var err error
@@ -197,7 +267,7 @@ func (s *Store) loadJTIs(ctx context.Context, gen uint64) (map[string]time.Time,
 	}
 	gen = s.generation
 	s.mu.RUnlock()
-	set, err := s.Store.RevokedJTIs(ctx, s.now())
+	set, err := s.inner.RevokedJTIs(ctx, s.now())
 	if err != nil {
 		return nil, err
 	}
@@ -214,21 +284,21 @@ func (s *Store) loadJTIs(ctx context.Context, gen uint64) (map[string]time.Time,
 
 // UpdateClient changes a client and forgets it.
 func (s *Store) UpdateClient(ctx context.Context, id string, update func(*bff.Client) error) (bff.Client, error) {
-	c, err := s.Store.UpdateClient(ctx, id, update)
+	c, err := s.inner.UpdateClient(ctx, id, update)
 	s.Invalidate(store.ClientEvent(id))
 	return c, err
 }
 
 // DeleteClient removes a client and forgets it.
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
-	err := s.Store.DeleteClient(ctx, id)
+	err := s.inner.DeleteClient(ctx, id)
 	s.Invalidate(store.ClientEvent(id))
 	return err
 }
 
 // SetUserDisabled changes a user and forgets it and the revoked set.
 func (s *Store) SetUserDisabled(ctx context.Context, id int64, disabled bool, actor string, at time.Time) (bff.User, error) {
-	u, err := s.Store.SetUserDisabled(ctx, id, disabled, actor, at)
+	u, err := s.inner.SetUserDisabled(ctx, id, disabled, actor, at)
 	s.Invalidate(store.UserEvent(id))
 	s.Invalidate(store.EventJTIs)
 	return u, err
@@ -236,7 +306,7 @@ func (s *Store) SetUserDisabled(ctx context.Context, id int64, disabled bool, ac
 
 // SetUserPassword changes a user and forgets it and the revoked set.
 func (s *Store) SetUserPassword(ctx context.Context, id int64, hash, actor string, at time.Time) error {
-	err := s.Store.SetUserPassword(ctx, id, hash, actor, at)
+	err := s.inner.SetUserPassword(ctx, id, hash, actor, at)
 	s.Invalidate(store.UserEvent(id))
 	s.Invalidate(store.EventJTIs)
 	return err
@@ -244,7 +314,7 @@ func (s *Store) SetUserPassword(ctx context.Context, id int64, hash, actor strin
 
 // ApplyTokenOps applies token changes and forgets what they revoked.
 func (s *Store) ApplyTokenOps(ctx context.Context, ops []store.TokenOp) error {
-	err := s.Store.ApplyTokenOps(ctx, ops)
+	err := s.inner.ApplyTokenOps(ctx, ops)
 	for _, op := range ops {
 		switch op := op.(type) {
 		case store.RevokeJTI:

@@ -70,10 +70,6 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// Pool exposes the connection pool to the packages that need PostgreSQL
-// itself (LISTEN/NOTIFY); nothing else should reach past the store.
-func (s *Store) Pool() *pgxpool.Pool { return s.pool.Pool }
-
 // Ping checks the database answers.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.pool.Ping(ctx); err != nil {

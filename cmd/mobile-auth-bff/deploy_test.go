@@ -1,4 +1,4 @@
-package bff_test
+package main
 
 import (
 	"net"
@@ -12,6 +12,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 )
+
+// repoRoot is where the deployment files are, seen from this package.
+const repoRoot = "../.."
 
 // The deployment files are checked by reading them: CI has no Docker
 // engine, and a compose file that cannot start (a variable the service does
@@ -108,7 +111,7 @@ func (s composeService) ports(t *testing.T) []publishedPort {
 
 func loadCompose(t *testing.T) composeFile {
 	t.Helper()
-	raw, err := os.ReadFile("docker-compose.yml")
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "docker-compose.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +150,7 @@ func interpolate(s string) string {
 // string literals of its configuration code.
 func knownVariables(t *testing.T) map[string]bool {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("cmd", "mobile-auth-bff", "config.go"))
+	raw, err := os.ReadFile("config.go")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,7 +333,7 @@ type instruction struct{ cmd, args string }
 
 func parseDockerfile(t *testing.T) []instruction {
 	t.Helper()
-	raw, err := os.ReadFile("Dockerfile")
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "Dockerfile"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -380,7 +383,7 @@ func TestDockerfile(t *testing.T) {
 		}
 	}
 	// -X silently does nothing when the variable does not exist.
-	run, err := os.ReadFile(filepath.Join("cmd", "mobile-auth-bff", "run.go"))
+	run, err := os.ReadFile("run.go")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -430,7 +433,7 @@ func TestDockerfile(t *testing.T) {
 	if v, ok := imageEnv["BFF_ISSUER"]; ok {
 		t.Errorf("the image sets BFF_ISSUER=%s: an issuer is the deployment's public URL, never the image's", v)
 	}
-	raw, err := os.ReadFile("Dockerfile")
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "Dockerfile"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,7 +444,7 @@ func TestDockerfile(t *testing.T) {
 
 func TestDockerignoreKeepsBuildInputs(t *testing.T) {
 	t.Parallel()
-	raw, err := os.ReadFile(".dockerignore")
+	raw, err := os.ReadFile(filepath.Join(repoRoot, ".dockerignore"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -463,7 +466,7 @@ func TestDockerignoreKeepsBuildInputs(t *testing.T) {
 // variable the service does not know.
 func TestREADMEDocumentsEveryVariable(t *testing.T) {
 	t.Parallel()
-	raw, err := os.ReadFile("README.md")
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
