@@ -134,7 +134,7 @@ func TestSocialExchangeAudience(t *testing.T) {
 func TestSocialExchangeAudienceProviderTrouble(t *testing.T) {
 	t.Parallel()
 	logs := newSyncLog()
-	e := newSocialEnv(t, socialOptions{log: logs, social: func(c *social.Config) { c.Timeout = 150 * time.Millisecond }})
+	e := newSocialEnv(t, socialOptions{log: logs, social: func(c *social.Config) { c.Timeout = time.Second }})
 	u := e.User(t, "vic")
 	e.link(t, u, bff.ProviderGoogle, "vic")
 	e.link(t, u, bff.ProviderFacebook, "vic")
@@ -151,7 +151,7 @@ func TestSocialExchangeAudienceProviderTrouble(t *testing.T) {
 	e.facebook.Fail(http.StatusInternalServerError, `{"error":{"code":2}}`)
 	want502("debug_token 500", bff.ProviderFacebook, f)
 	e.facebook.Fail(0, "")
-	e.facebook.Slow(time.Second)
+	e.facebook.Slow(3 * time.Second)
 	want502("debug_token slow", bff.ProviderFacebook, f)
 	e.facebook.Slow(0)
 

@@ -386,7 +386,7 @@ func TestSocialExchangeDisabledAccount(t *testing.T) {
 func TestSocialExchangeProviderUnavailable(t *testing.T) {
 	t.Parallel()
 	e := newSocialEnv(t, socialOptions{social: func(c *social.Config) {
-		c.Timeout = 150 * time.Millisecond
+		c.Timeout = time.Second
 		c.FacebookMeURL, c.FacebookDebugTokenURL = fakesocial.UnreachableURL(t), fakesocial.UnreachableURL(t)
 	}})
 	u := e.User(t, "ida")
@@ -409,7 +409,7 @@ func TestSocialExchangeProviderUnavailable(t *testing.T) {
 	start := time.Now()
 	want502("google slow", e.exchange(bff.ProviderGoogle, exchangeForm(token)))
 	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("the slow provider held the request %s; the timeout is 150ms", d)
+		t.Errorf("the slow provider held the request %s; the timeout is 1s", d)
 	}
 	e.google.Slow(0)
 	if rec := e.exchange(bff.ProviderGoogle, exchangeForm(token)); rec.Code != 200 {
