@@ -9,6 +9,7 @@ import (
 
 	bff "github.com/openedx/mobile-auth-bff"
 	"github.com/openedx/mobile-auth-bff/internal/fakesocial"
+	"github.com/openedx/mobile-auth-bff/internal/testkit"
 	"github.com/openedx/mobile-auth-bff/oauth"
 )
 
@@ -20,8 +21,8 @@ import (
 // token reaches a log line.
 func TestSocialExchangeAzureAD(t *testing.T) {
 	t.Parallel()
-	for _, pg := range storeKinds() {
-		t.Run(storeName(pg), func(t *testing.T) {
+	for _, pg := range testkit.StoreKinds() {
+		t.Run(testkit.StoreName(pg), func(t *testing.T) {
 			t.Parallel()
 			logs := newSyncLog()
 			e := newSocialEnv(t, socialOptions{postgres: pg, log: logs, social: func(c *oauth.SocialConfig) { c.Timeout = 150 * time.Millisecond }})

@@ -11,20 +11,9 @@ import (
 	"time"
 
 	"github.com/openedx/mobile-auth-bff/internal/testenv"
+	"github.com/openedx/mobile-auth-bff/internal/testkit"
 	"github.com/openedx/mobile-auth-bff/oauth"
 )
-
-// eachStore runs fn as a parallel subtest on the in-memory store and, with
-// a test database, on PostgreSQL behind the cache (as served).
-func eachStore(t *testing.T, fn func(t *testing.T, pg bool)) {
-	t.Helper()
-	for _, pg := range storeKinds() {
-		t.Run(storeName(pg), func(t *testing.T) {
-			t.Parallel()
-			fn(t, pg)
-		})
-	}
-}
 
 // parallelPosts sends the forms at once (released together) and returns
 // the answers by status and error code, e.g. "400 invalid_grant".
@@ -73,7 +62,7 @@ func failures(t *testing.T, env *testenv.Env, key string) int {
 // the check let all 50 be checked.
 func TestThrottleConcurrentAttempts(t *testing.T) {
 	t.Parallel()
-	eachStore(t, func(t *testing.T, pg bool) {
+	testkit.EachStore(t, func(t *testing.T, pg bool) {
 		for _, tt := range []struct {
 			name      string
 			throttle  oauth.ThrottleConfig
@@ -120,7 +109,7 @@ func TestThrottleConcurrentAttempts(t *testing.T) {
 // an unknown login's allowance is the normalized text's.
 func TestThrottleUsernameOrEmail(t *testing.T) {
 	t.Parallel()
-	eachStore(t, func(t *testing.T, pg bool) {
+	testkit.EachStore(t, func(t *testing.T, pg bool) {
 		env := testenv.New(t, testenv.Options{Postgres: pg, Cache: pg, Config: func(c *oauth.Config) {
 			c.Throttle = oauth.ThrottleConfig{PerUsername: 3, PerAddress: 1000, Window: time.Minute}
 		}})
@@ -161,7 +150,7 @@ func TestThrottleUsernameOrEmail(t *testing.T) {
 // and a success resets the account's count only.
 func TestThrottleSuccessKeepsAddressBudget(t *testing.T) {
 	t.Parallel()
-	eachStore(t, func(t *testing.T, pg bool) {
+	testkit.EachStore(t, func(t *testing.T, pg bool) {
 		env := testenv.New(t, testenv.Options{Postgres: pg, Cache: pg, Config: func(c *oauth.Config) {
 			c.Throttle = oauth.ThrottleConfig{PerUsername: 100, PerAddress: 3, Window: time.Minute}
 		}})
@@ -205,7 +194,7 @@ func TestThrottleSuccessKeepsAddressBudget(t *testing.T) {
 // and without using the throttle's allowance.
 func TestPasswordChecksBusy(t *testing.T) {
 	t.Parallel()
-	eachStore(t, func(t *testing.T, pg bool) {
+	testkit.EachStore(t, func(t *testing.T, pg bool) {
 		env := testenv.New(t, testenv.Options{Postgres: pg, Cache: pg, Config: func(c *oauth.Config) {
 			c.Throttle = oauth.ThrottleConfig{PerUsername: 100, PerAddress: 100, Window: time.Minute}
 			c.PasswordChecks = oauth.PasswordCheckLimits{Slots: 1, Queue: -1}

@@ -7,16 +7,15 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/openedx/mobile-auth-bff/internal/testdb"
+	"github.com/openedx/mobile-auth-bff/internal/testkit"
 )
 
 // Fixed values of the servers the end-to-end tests start.
@@ -27,30 +26,12 @@ const (
 	e2ePassword   = "correct horse battery"
 )
 
-// syncBuffer collects the output of run().
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // server is a running run() with both listeners.
 type server struct {
 	t      *testing.T
 	public string // http://host:port
 	admin  string
-	out    *syncBuffer
+	out    *testkit.Buffer
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -67,7 +48,7 @@ type backend struct {
 // (always in CI), a fresh PostgreSQL database.
 func backends(t *testing.T) []backend {
 	b := []backend{{name: "memory", env: map[string]string{}}}
-	if os.Getenv(testdb.EnvVar) != "" || os.Getenv("CI") == "true" {
+	if testkit.Postgres() {
 		b = append(b, backend{name: "postgres", env: map[string]string{"BFF_DATABASE_URL": testdb.URL(t)}})
 	}
 	return b
@@ -107,7 +88,7 @@ func baseEnv(extra ...map[string]string) map[string]string {
 func start(t *testing.T, env map[string]string, args ...string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{t: t, out: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	s := &server{t: t, out: &testkit.Buffer{}, cancel: cancel, done: make(chan error, 1)}
 	getenv := func(k string) string { return env[k] }
 	go func() {
 		s.done <- run(ctx, append([]string{"mobile-auth-bff", "serve"}, args...), getenv, s.out)
