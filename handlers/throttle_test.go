@@ -2,6 +2,8 @@ package handlers_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/argon2"
+
+	bff "github.com/openedx/mobile-auth-bff"
 	"github.com/openedx/mobile-auth-bff/internal/testenv"
 	"github.com/openedx/mobile-auth-bff/internal/testkit"
 	"github.com/openedx/mobile-auth-bff/oauth"
@@ -200,7 +205,7 @@ func TestPasswordChecksBusy(t *testing.T) {
 			c.PasswordChecks = oauth.PasswordCheckLimits{Slots: 1, Queue: -1}
 		}})
 		env.PublicClient(t, "mobile")
-		alice := env.User(t, "alice")
+		alice := userAtProductionCost(t, env, "alice")
 		forms := make([]struct{ from, user, password string }, 8)
 		for i := range forms {
 			forms[i].from, forms[i].user, forms[i].password = "192.0.2.50:1", "alice", "wrong"
@@ -222,6 +227,26 @@ func TestPasswordChecksBusy(t *testing.T) {
 			t.Errorf("after the burst: %d %s", rec.Code, rec.Body)
 		}
 	})
+}
+
+// userAtProductionCost is testenv's User with a password hash at the
+// production argon2id cost (oauth's argonMemory and argonTime), for a test
+// that needs password checks to take time: this test binary hashes new
+// passwords cheaply (TestMain).
+func userAtProductionCost(t *testing.T, env *testenv.Env, username string) bff.User {
+	t.Helper()
+	salt := make([]byte, 16)
+	_, _ = rand.Read(salt)
+	b64 := base64.RawStdEncoding
+	key := argon2.IDKey([]byte(testenv.Password), salt, 2, 19*1024, 1, 32)
+	hash := fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, 19*1024, 2, 1,
+		b64.EncodeToString(salt), b64.EncodeToString(key))
+	u, err := env.Store.CreateUser(context.Background(), bff.User{Username: username, Email: username + "@example.com",
+		Name: "Test " + username, EmailVerified: true, PasswordHash: hash})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
 
 // BenchmarkTokenThrottled is a password grant refused by the throttle (the

@@ -7,7 +7,10 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"flag"
 	"os"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -117,4 +120,23 @@ func VerifyJWT(t testing.TB, token string, set jose.JSONWebKeySet, algs ...jose.
 		t.Fatal(err)
 	}
 	return h, claims
+}
+
+// Main runs a package's tests with up to parallel tests at once unless
+// -test.parallel says otherwise (go test's default is GOMAXPROCS). For
+// packages whose tests mostly wait — on sockets, on PostgreSQL, on a clock
+// to pass a second — rather than compute, so that more tests than cores
+// keep the cores busy. Use it as
+//
+//	func TestMain(m *testing.M) { os.Exit(testkit.Main(m, 8)) }
+func Main(m *testing.M, parallel int) int {
+	flag.Parse()
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given && parallel > runtime.GOMAXPROCS(0) {
+		if err := flag.Set("test.parallel", strconv.Itoa(parallel)); err != nil {
+			panic(err)
+		}
+	}
+	return m.Run()
 }
