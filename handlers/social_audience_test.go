@@ -3,7 +3,6 @@ package handlers_test
 import (
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,26 +11,6 @@ import (
 	"github.com/openedx/mobile-auth-bff/internal/testkit"
 	"github.com/openedx/mobile-auth-bff/oauth"
 )
-
-// syncLog collects log lines written concurrently.
-type syncLog struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func newSyncLog() *syncLog { return &syncLog{} }
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
 
 // TestSocialExchangeAudience: with the platform's Google client ids and
 // Facebook app configured, a provider token obtained by another app —
@@ -44,7 +23,7 @@ func TestSocialExchangeAudience(t *testing.T) {
 	for _, pg := range testkit.StoreKinds() {
 		t.Run(testkit.StoreName(pg), func(t *testing.T) {
 			t.Parallel()
-			logs := newSyncLog()
+			logs := &testkit.Buffer{}
 			e := newSocialEnv(t, socialOptions{postgres: pg, log: logs})
 			u := e.User(t, "uma")
 			e.link(t, u, bff.ProviderGoogle, "uma-g")
@@ -134,7 +113,7 @@ func TestSocialExchangeAudience(t *testing.T) {
 // the variables to check and without the secret.
 func TestSocialExchangeAudienceProviderTrouble(t *testing.T) {
 	t.Parallel()
-	logs := newSyncLog()
+	logs := &testkit.Buffer{}
 	e := newSocialEnv(t, socialOptions{log: logs, social: func(c *oauth.SocialConfig) { c.Timeout = 150 * time.Millisecond }})
 	u := e.User(t, "vic")
 	e.link(t, u, bff.ProviderGoogle, "vic")

@@ -24,7 +24,7 @@ func TestSocialExchangeAzureAD(t *testing.T) {
 	for _, pg := range testkit.StoreKinds() {
 		t.Run(testkit.StoreName(pg), func(t *testing.T) {
 			t.Parallel()
-			logs := newSyncLog()
+			logs := &testkit.Buffer{}
 			e := newSocialEnv(t, socialOptions{postgres: pg, log: logs, social: func(c *oauth.SocialConfig) { c.Timeout = 150 * time.Millisecond }})
 			const subject = "48d31887-5fad-4d73-a9f5-3c356e68a038" // a work account's object id
 			u := e.User(t, "aiko")
