@@ -44,24 +44,27 @@ type backend struct {
 	env  map[string]string
 }
 
+// backendOf is the in-memory store, or for pg a fresh PostgreSQL database.
+func backendOf(t *testing.T, pg bool) backend {
+	if !pg {
+		return backend{name: testkit.StoreName(pg), env: map[string]string{}}
+	}
+	return backend{name: testkit.StoreName(pg), env: map[string]string{"BFF_DATABASE_URL": testdb.URL(t)}}
+}
+
 // backends returns the in-memory store and, with BFF_TEST_DATABASE_URL
 // (always in CI), a fresh PostgreSQL database.
 func backends(t *testing.T) []backend {
-	b := []backend{{name: "memory", env: map[string]string{}}}
-	if testkit.Postgres() {
-		b = append(b, backend{name: "postgres", env: map[string]string{"BFF_DATABASE_URL": testdb.URL(t)}})
+	var b []backend
+	for _, pg := range testkit.StoreKinds() {
+		b = append(b, backendOf(t, pg))
 	}
 	return b
 }
 
 // forEachBackend runs fn as a parallel subtest per backend.
 func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
-	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			fn(t, b)
-		})
-	}
+	testkit.EachStore(t, func(t *testing.T, pg bool) { fn(t, backendOf(t, pg)) })
 }
 
 // baseEnv is the configuration every e2e server starts from.
