@@ -9,6 +9,7 @@ import (
 	"time"
 
 	bff "github.com/openedx/mobile-auth-bff"
+	"github.com/openedx/mobile-auth-bff/internal/testkit"
 )
 
 // fakeSigner "signs" by encoding the claims, slowly, and counts signings.
@@ -49,19 +50,6 @@ func newTestMinter(delay time.Duration, max int) (*minter, *fakeSigner, *fakeClo
 
 func principal(id int64, scopes ...string) bff.Principal {
 	return bff.Principal{User: &bff.User{ID: id, Username: "u" + string(rune('a'+id)), Email: "u@example.com"}, Scopes: scopes}
-}
-
-func claimsOf(t *testing.T, tok string) map[string]any {
-	t.Helper()
-	b, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
 }
 
 func mustToken(t *testing.T, m *minter, p bff.Principal) (string, bool) {
@@ -116,7 +104,7 @@ func TestMinterKeyAndRenewal(t *testing.T) {
 	if tok, cached := mustToken(t, m, principal(1, "read", "payments", "read")); tok != first || !cached {
 		t.Error("the same scope set in another order got another JWT")
 	}
-	c := claimsOf(t, first)
+	c := testkit.DecodeJSON(t, first)
 	if c["aud"] != "ecommerce" || c["sub"] != "1" || c["scope"] != "payments read" || c["exp"].(float64)-c["iat"].(float64) != 300 {
 		t.Errorf("claims %v", c)
 	}
@@ -131,7 +119,7 @@ func TestMinterKeyAndRenewal(t *testing.T) {
 	changed := principal(1, "payments", "read")
 	changed.User.Email = "new@example.com"
 	tok, _ := mustToken(t, m, changed)
-	if tok == first || claimsOf(t, tok)["email"] != "new@example.com" {
+	if tok == first || testkit.DecodeJSON(t, tok)["email"] != "new@example.com" {
 		t.Error("a changed email was served from the JWT minted before the change")
 	}
 
@@ -145,7 +133,7 @@ func TestMinterKeyAndRenewal(t *testing.T) {
 	if cached || s.signs.Load() != signs+1 {
 		t.Error("a JWT with 59 s left was not renewed")
 	}
-	if iat := claimsOf(t, renewed)["iat"].(float64); int64(iat) != clk.now().Unix() {
+	if iat := testkit.DecodeJSON(t, renewed)["iat"].(float64); int64(iat) != clk.now().Unix() {
 		t.Errorf("renewed iat %v, want now", iat)
 	}
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/openedx/mobile-auth-bff/internal/testenv"
+	"github.com/openedx/mobile-auth-bff/internal/testkit"
 	"github.com/openedx/mobile-auth-bff/store"
 )
 
@@ -39,8 +40,8 @@ func withCookie(t *testing.T, env *testenv.Env, cookie *http.Cookie) *browser {
 // gives a new session.
 func TestDashboardSignOutEndsCopies(t *testing.T) {
 	t.Parallel()
-	for _, pg := range storeKinds() {
-		t.Run(storeName(pg), func(t *testing.T) {
+	for _, pg := range testkit.StoreKinds() {
+		t.Run(testkit.StoreName(pg), func(t *testing.T) {
 			t.Parallel()
 			env := testenv.New(t, testenv.Options{Postgres: pg, Cache: pg})
 			other := testenv.New(t, testenv.Options{Store: env.Store}) // a second instance

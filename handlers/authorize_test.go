@@ -15,6 +15,7 @@ import (
 	bff "github.com/openedx/mobile-auth-bff"
 	"github.com/openedx/mobile-auth-bff/admin"
 	"github.com/openedx/mobile-auth-bff/internal/testenv"
+	"github.com/openedx/mobile-auth-bff/internal/testkit"
 	"github.com/openedx/mobile-auth-bff/store"
 )
 
@@ -225,7 +226,7 @@ func FuzzAuthorize(f *testing.F) {
 // every such user saw the form again each time.
 func TestSignInSessionAfterAnEarlierReset(t *testing.T) {
 	t.Parallel()
-	eachStore(t, func(t *testing.T, pg bool) {
+	testkit.EachStore(t, func(t *testing.T, pg bool) {
 		env := testenv.New(t, testenv.Options{Postgres: pg})
 		env.PublicClient(t, "mobile", func(c *admin.NewClient) {
 			c.GrantTypes = []string{bff.GrantAuthorizationCode, bff.GrantRefreshToken}

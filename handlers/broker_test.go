@@ -1,7 +1,6 @@
 package handlers_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -23,6 +22,7 @@ import (
 	"github.com/openedx/mobile-auth-bff/broker"
 	"github.com/openedx/mobile-auth-bff/internal/fakeecommerce"
 	"github.com/openedx/mobile-auth-bff/internal/testenv"
+	"github.com/openedx/mobile-auth-bff/internal/testkit"
 	"github.com/openedx/mobile-auth-bff/store"
 )
 
@@ -110,29 +110,12 @@ func (e *brokerEnv) upstreamJWT(r fakeecommerce.Request) (jose.Header, map[strin
 	if scheme != "JWT" || tok == "" {
 		e.t.Fatalf("upstream Authorization = %q, want JWT <token>", r.Header.Get("Authorization"))
 	}
-	jws, err := jose.ParseSignedCompact(tok, []jose.SignatureAlgorithm{jose.ES256, jose.RS256})
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	rec := e.call(http.MethodGet, "/.well-known/jwks.json", "")
 	var set jose.JSONWebKeySet
 	if err := json.Unmarshal(rec.Body.Bytes(), &set); err != nil {
 		e.t.Fatal(err)
 	}
-	h := jws.Signatures[0].Header
-	keys := set.Key(h.KeyID)
-	if len(keys) != 1 {
-		e.t.Fatalf("kid %q is not in the served JWKS", h.KeyID)
-	}
-	payload, err := jws.Verify(keys[0])
-	if err != nil {
-		e.t.Fatalf("upstream JWT does not verify against the JWKS: %v", err)
-	}
-	var claims map[string]any
-	if err := json.Unmarshal(payload, &claims); err != nil {
-		e.t.Fatal(err)
-	}
-	return h, claims
+	return testkit.VerifyJWT(e.t, tok, set, jose.ES256, jose.RS256)
 }
 
 func authz(tok string) []string { return []string{"Authorization", "Bearer " + tok} }
@@ -142,8 +125,8 @@ func authz(tok string) []string { return []string{"Authorization", "Bearer " + t
 // and nothing of the caller's credentials or untrusted headers goes along.
 func TestBrokerForwards(t *testing.T) {
 	t.Parallel()
-	for _, pg := range storeKinds() {
-		t.Run(storeName(pg), func(t *testing.T) {
+	for _, pg := range testkit.StoreKinds() {
+		t.Run(testkit.StoreName(pg), func(t *testing.T) {
 			t.Parallel()
 			e := newBrokerEnv(t, pg)
 			opaque := e.token("payer", bff.FormatBearer)
@@ -429,8 +412,8 @@ func TestBrokerAllowlist(t *testing.T) {
 // TestBrokerRefuses: who may not call never reaches the payment service.
 func TestBrokerRefuses(t *testing.T) {
 	t.Parallel()
-	for _, pg := range storeKinds() {
-		t.Run(storeName(pg), func(t *testing.T) {
+	for _, pg := range testkit.StoreKinds() {
+		t.Run(testkit.StoreName(pg), func(t *testing.T) {
 			t.Parallel()
 			e := newBrokerEnv(t, pg)
 			ctx := context.Background()
@@ -511,8 +494,8 @@ func (e *brokerEnv) postKeyed(tok, path, key, body string) *httptest.ResponseRec
 // the payment service twice.
 func TestBrokerIdempotency(t *testing.T) {
 	t.Parallel()
-	for _, pg := range storeKinds() {
-		t.Run(storeName(pg), func(t *testing.T) {
+	for _, pg := range testkit.StoreKinds() {
+		t.Run(testkit.StoreName(pg), func(t *testing.T) {
 			t.Parallel()
 			e := newBrokerEnv(t, pg)
 			tok := e.token("payer", bff.FormatBearer)
@@ -618,8 +601,8 @@ func TestBrokerIdempotency(t *testing.T) {
 // acted without the answer being kept, the request is never sent again.
 func TestBrokerIdempotencyUnknownOutcome(t *testing.T) {
 	t.Parallel()
-	for _, pg := range storeKinds() {
-		t.Run(storeName(pg), func(t *testing.T) {
+	for _, pg := range testkit.StoreKinds() {
+		t.Run(testkit.StoreName(pg), func(t *testing.T) {
 			t.Parallel()
 			var failing *testenv.FailingStore
 			e := newBrokerEnv(t, pg, func(o *testenv.Options, c *broker.Config) {
@@ -965,7 +948,7 @@ func TestBrokerBodyLimit(t *testing.T) {
 // status.
 func TestBrokerLogAndMetrics(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs testkit.Buffer
 	e := newBrokerEnv(t, false, func(o *testenv.Options, _ *broker.Config) { o.Log = &logs })
 	tok := e.token("payer", bff.FormatBearer)
 	for range 3 {
@@ -1024,24 +1007,6 @@ func TestBrokerLogAndMetrics(t *testing.T) {
 	if n := testutil.CollectAndCount(e.Metrics.BrokerUpstreamDuration); n != 2 {
 		t.Errorf("%d latency histograms, want one per route called (2)", n)
 	}
-}
-
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestBrokerErrorBodiesGolden pins the problem bodies and the headers an

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/openedx/mobile-auth-bff/internal/testenv"
+	"github.com/openedx/mobile-auth-bff/internal/testkit"
 )
 
 // TestClientGoneIsNotAServerError: a request whose client hung up (its
@@ -18,11 +19,11 @@ import (
 // context, the in-memory store does not look at it.
 func TestClientGoneIsNotAServerError(t *testing.T) {
 	t.Parallel()
-	for _, pg := range storeKinds() {
+	for _, pg := range testkit.StoreKinds() {
 		if !pg {
 			continue
 		}
-		var logs syncBuffer
+		var logs testkit.Buffer
 		env := testenv.New(t, testenv.Options{Postgres: true, Cache: true, Log: &logs})
 		env.PublicClient(t, "app")
 		env.User(t, "gone")

@@ -15,6 +15,7 @@ import (
 	bff "github.com/openedx/mobile-auth-bff"
 	"github.com/openedx/mobile-auth-bff/admin"
 	"github.com/openedx/mobile-auth-bff/internal/testenv"
+	"github.com/openedx/mobile-auth-bff/internal/testkit"
 	"github.com/openedx/mobile-auth-bff/oauth"
 	"github.com/openedx/mobile-auth-bff/store"
 )
@@ -66,8 +67,8 @@ func mustMe(t *testing.T, env *testenv.Env, what, tok string, status int, code s
 // subject token stays valid unless the request revokes it.
 func TestTokenExchange(t *testing.T) {
 	t.Parallel()
-	for _, pg := range storeKinds() {
-		t.Run(storeName(pg), func(t *testing.T) {
+	for _, pg := range testkit.StoreKinds() {
+		t.Run(testkit.StoreName(pg), func(t *testing.T) {
 			t.Parallel()
 			env := testenv.New(t, testenv.Options{Postgres: pg, Cache: pg})
 			// The client's own selection says Bearer for everyone: the
@@ -175,8 +176,8 @@ func TestTokenExchangeLifetime(t *testing.T) {
 // and a refused exchange never revokes the subject token.
 func TestTokenExchangeRefused(t *testing.T) {
 	t.Parallel()
-	for _, pg := range storeKinds() {
-		t.Run(storeName(pg), func(t *testing.T) {
+	for _, pg := range testkit.StoreKinds() {
+		t.Run(testkit.StoreName(pg), func(t *testing.T) {
 			t.Parallel()
 			clk := &clock{}
 			env := testenv.New(t, testenv.Options{Postgres: pg, Cache: pg, Config: withClock(clk)})

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/openedx/mobile-auth-bff/internal/testenv"
+	"github.com/openedx/mobile-auth-bff/internal/testkit"
 )
 
 // TestIntrospectRefreshNeedsHint: a refresh token is active only when the
@@ -14,8 +15,8 @@ import (
 // active with or without a hint (a wrong hint is still tried).
 func TestIntrospectRefreshNeedsHint(t *testing.T) {
 	t.Parallel()
-	for _, pg := range storeKinds() {
-		t.Run(storeName(pg), func(t *testing.T) {
+	for _, pg := range testkit.StoreKinds() {
+		t.Run(testkit.StoreName(pg), func(t *testing.T) {
 			t.Parallel()
 			env := testenv.New(t, testenv.Options{Postgres: pg, Cache: pg})
 			env.PublicClient(t, "app")

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/openedx/mobile-auth-bff/internal/testenv"
+	"github.com/openedx/mobile-auth-bff/internal/testkit"
 )
 
 // credentials is everything a user can hold.
@@ -79,8 +80,8 @@ func verdicts(t *testing.T, env *testenv.Env, secret string, c credentials) map[
 // cuts off every credential at every endpoint; enabling brings none back.
 func TestAccountLifecycleMatrix(t *testing.T) {
 	t.Parallel()
-	for _, pg := range storeKinds() {
-		t.Run(storeName(pg), func(t *testing.T) {
+	for _, pg := range testkit.StoreKinds() {
+		t.Run(testkit.StoreName(pg), func(t *testing.T) {
 			t.Parallel()
 			env := testenv.New(t, testenv.Options{Postgres: pg, Cache: pg})
 			env.PublicClient(t, "app")

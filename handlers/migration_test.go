@@ -16,6 +16,7 @@ import (
 	bff "github.com/openedx/mobile-auth-bff"
 	"github.com/openedx/mobile-auth-bff/admin"
 	"github.com/openedx/mobile-auth-bff/internal/testenv"
+	"github.com/openedx/mobile-auth-bff/internal/testkit"
 	"github.com/openedx/mobile-auth-bff/store"
 )
 
@@ -115,8 +116,8 @@ func TestMigrationReportGolden(t *testing.T) {
 // waiting for a flush.
 func TestMigrationCounts(t *testing.T) {
 	t.Parallel()
-	for _, pg := range storeKinds() {
-		t.Run(storeName(pg), func(t *testing.T) {
+	for _, pg := range testkit.StoreKinds() {
+		t.Run(testkit.StoreName(pg), func(t *testing.T) {
 			t.Parallel()
 			clk := &clock{}
 			env := testenv.New(t, testenv.Options{Postgres: pg, Cache: pg, Config: withClock(clk)})

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/openedx/mobile-auth-bff/internal/testenv"
+	"github.com/openedx/mobile-auth-bff/internal/testkit"
 )
 
 // TestRefreshPolicyUsesTheServiceClock: the reuse grace and the expiry of a
@@ -16,8 +17,8 @@ import (
 // The old code judged both with the wall clock.
 func TestRefreshPolicyUsesTheServiceClock(t *testing.T) {
 	t.Parallel()
-	for _, pg := range storeKinds() {
-		t.Run(storeName(pg), func(t *testing.T) {
+	for _, pg := range testkit.StoreKinds() {
+		t.Run(testkit.StoreName(pg), func(t *testing.T) {
 			t.Parallel()
 			c := &clock{}
 			env := testenv.New(t, testenv.Options{Postgres: pg, Cache: pg, Config: withClock(c)})

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/openedx/mobile-auth-bff/internal/testenv"
+	"github.com/openedx/mobile-auth-bff/internal/testkit"
 )
 
 // respell writes an opaque token ("prefix_key.signature") another way that a
@@ -32,8 +33,8 @@ func respell(t *testing.T, token string, part int) string {
 // refreshes nothing.
 func TestRespelledOpaqueTokens(t *testing.T) {
 	t.Parallel()
-	for _, pg := range storeKinds() {
-		t.Run(storeName(pg), func(t *testing.T) {
+	for _, pg := range testkit.StoreKinds() {
+		t.Run(testkit.StoreName(pg), func(t *testing.T) {
 			t.Parallel()
 			env := testenv.New(t, testenv.Options{Postgres: pg, Cache: pg})
 			env.PublicClient(t, "app")

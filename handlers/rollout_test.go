@@ -11,23 +11,34 @@ import (
 	bff "github.com/openedx/mobile-auth-bff"
 	"github.com/openedx/mobile-auth-bff/admin"
 	"github.com/openedx/mobile-auth-bff/internal/testenv"
+	"github.com/openedx/mobile-auth-bff/internal/testkit"
 	"github.com/openedx/mobile-auth-bff/oauth"
 )
 
 // cheapUsers creates n users whose password is testenv.Password, hashed
-// with bcrypt's lowest cost so that hundreds of sign-ins stay fast (the
-// service accepts bcrypt hashes of imported accounts).
+// cheaply so that hundreds of sign-ins stay fast: the first with bcrypt's
+// lowest cost (the service accepts bcrypt hashes of imported accounts), the
+// others with this test binary's cheap argon2id (TestMain), cheaper still
+// under the race detector.
 func cheapUsers(t *testing.T, env *testenv.Env, n int) []bff.User {
 	t.Helper()
-	hash, err := bcrypt.GenerateFromPassword([]byte(testenv.Password), bcrypt.MinCost)
+	imported, err := bcrypt.GenerateFromPassword([]byte(testenv.Password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, err := oauth.HashPassword(testenv.Password)
 	if err != nil {
 		t.Fatal(err)
 	}
 	users := make([]bff.User, n)
 	for i := range users {
 		name := fmt.Sprintf("user%03d", i)
+		h := hash
+		if i == 0 {
+			h = string(imported)
+		}
 		users[i], err = env.Store.CreateUser(context.Background(), bff.User{
-			Username: name, Email: name + "@example.com", PasswordHash: string(hash), EmailVerified: true,
+			Username: name, Email: name + "@example.com", PasswordHash: h, EmailVerified: true,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -44,8 +55,8 @@ func cheapUsers(t *testing.T, env *testenv.Env, n int) []bff.User {
 // (0% and 100% are pinned by oauth's format tests.)
 func TestRolloutSticky(t *testing.T) {
 	t.Parallel()
-	for _, pg := range storeKinds() {
-		t.Run(storeName(pg), func(t *testing.T) {
+	for _, pg := range testkit.StoreKinds() {
+		t.Run(testkit.StoreName(pg), func(t *testing.T) {
 			t.Parallel()
 			env := testenv.New(t, testenv.Options{Postgres: pg, Cache: pg})
 			env.PublicClient(t, "app", func(c *admin.NewClient) { c.JWTRolloutPercent = 50 })

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,26 +17,10 @@ import (
 
 	bff "github.com/openedx/mobile-auth-bff"
 	"github.com/openedx/mobile-auth-bff/admin"
-	"github.com/openedx/mobile-auth-bff/internal/testdb"
 	"github.com/openedx/mobile-auth-bff/internal/testenv"
+	"github.com/openedx/mobile-auth-bff/internal/testkit"
 	"github.com/openedx/mobile-auth-bff/oauth"
 )
-
-// storeKinds runs a test on the in-memory store and, when PostgreSQL is
-// configured (always in CI), on PostgreSQL.
-func storeKinds() []bool {
-	if os.Getenv(testdb.EnvVar) != "" || os.Getenv("CI") == "true" {
-		return []bool{false, true}
-	}
-	return []bool{false}
-}
-
-func storeName(pg bool) string {
-	if pg {
-		return "postgres"
-	}
-	return "memory"
-}
 
 // clock is a movable validator clock.
 type clock struct{ offset atomic.Int64 }
@@ -88,8 +71,8 @@ func forgeHS256(t *testing.T, real string, env *testenv.Env) string {
 // /api/me and checks the verdict, on both stores.
 func TestLoginAndMeTable(t *testing.T) {
 	t.Parallel()
-	for _, pg := range storeKinds() {
-		t.Run(storeName(pg), func(t *testing.T) {
+	for _, pg := range testkit.StoreKinds() {
+		t.Run(testkit.StoreName(pg), func(t *testing.T) {
 			t.Parallel()
 			clk := &clock{}
 			env := testenv.New(t, testenv.Options{Postgres: pg, Cache: pg, Config: withClock(clk)})
@@ -220,8 +203,8 @@ func TestLoginAndMeTable(t *testing.T) {
 // logins reuse the session, logout ends it.
 func TestSessionCookie(t *testing.T) {
 	t.Parallel()
-	for _, pg := range storeKinds() {
-		t.Run(storeName(pg), func(t *testing.T) {
+	for _, pg := range testkit.StoreKinds() {
+		t.Run(testkit.StoreName(pg), func(t *testing.T) {
 			t.Parallel()
 			env := testenv.New(t, testenv.Options{Postgres: pg, Cache: pg})
 			env.PublicClient(t, "app")
@@ -335,8 +318,8 @@ func TestSessionCookie(t *testing.T) {
 // access token ends its own session only.
 func TestAppLogoutEndsWebSessions(t *testing.T) {
 	t.Parallel()
-	for _, pg := range storeKinds() {
-		t.Run(storeName(pg), func(t *testing.T) {
+	for _, pg := range testkit.StoreKinds() {
+		t.Run(testkit.StoreName(pg), func(t *testing.T) {
 			t.Parallel()
 			env := testenv.New(t, testenv.Options{Postgres: pg, Cache: pg})
 			env.PublicClient(t, "app")
@@ -361,8 +344,8 @@ func TestAppLogoutEndsWebSessions(t *testing.T) {
 // format) ends the web session made from it (RFC 7009 §2.1), and no other.
 func TestRevokingATokenEndsItsSession(t *testing.T) {
 	t.Parallel()
-	for _, pg := range storeKinds() {
-		t.Run(storeName(pg), func(t *testing.T) {
+	for _, pg := range testkit.StoreKinds() {
+		t.Run(testkit.StoreName(pg), func(t *testing.T) {
 			t.Parallel()
 			env := testenv.New(t, testenv.Options{Postgres: pg, Cache: pg})
 			env.PublicClient(t, "app")

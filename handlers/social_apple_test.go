@@ -9,6 +9,7 @@ import (
 
 	bff "github.com/openedx/mobile-auth-bff"
 	"github.com/openedx/mobile-auth-bff/internal/fakesocial"
+	"github.com/openedx/mobile-auth-bff/internal/testkit"
 	"github.com/openedx/mobile-auth-bff/oauth"
 )
 
@@ -19,8 +20,8 @@ import (
 // Without the field the exchange is as before (issue 13, #9).
 func TestSocialExchangeAppleNonce(t *testing.T) {
 	t.Parallel()
-	for _, pg := range storeKinds() {
-		t.Run(storeName(pg), func(t *testing.T) {
+	for _, pg := range testkit.StoreKinds() {
+		t.Run(testkit.StoreName(pg), func(t *testing.T) {
 			t.Parallel()
 			e := newSocialEnv(t, socialOptions{postgres: pg})
 			u := e.User(t, "nina")

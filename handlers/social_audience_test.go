@@ -3,34 +3,14 @@ package handlers_test
 import (
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	bff "github.com/openedx/mobile-auth-bff"
 	"github.com/openedx/mobile-auth-bff/internal/fakesocial"
+	"github.com/openedx/mobile-auth-bff/internal/testkit"
 	"github.com/openedx/mobile-auth-bff/social"
 )
-
-// syncLog collects log lines written concurrently.
-type syncLog struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func newSyncLog() *syncLog { return &syncLog{} }
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
 
 // TestSocialExchangeAudience: with the platform's Google client ids and
 // Facebook app configured, a provider token obtained by another app —
@@ -40,10 +20,10 @@ func (l *syncLog) String() string {
 // an answer or a log line.
 func TestSocialExchangeAudience(t *testing.T) {
 	t.Parallel()
-	for _, pg := range storeKinds() {
-		t.Run(storeName(pg), func(t *testing.T) {
+	for _, pg := range testkit.StoreKinds() {
+		t.Run(testkit.StoreName(pg), func(t *testing.T) {
 			t.Parallel()
-			logs := newSyncLog()
+			logs := &testkit.Buffer{}
 			e := newSocialEnv(t, socialOptions{postgres: pg, log: logs})
 			u := e.User(t, "uma")
 			e.link(t, u, bff.ProviderGoogle, "uma-g")
@@ -133,7 +113,7 @@ func TestSocialExchangeAudience(t *testing.T) {
 // the variables to check and without the secret.
 func TestSocialExchangeAudienceProviderTrouble(t *testing.T) {
 	t.Parallel()
-	logs := newSyncLog()
+	logs := &testkit.Buffer{}
 	e := newSocialEnv(t, socialOptions{log: logs, social: func(c *social.Config) { c.Timeout = time.Second }})
 	u := e.User(t, "vic")
 	e.link(t, u, bff.ProviderGoogle, "vic")

@@ -9,6 +9,7 @@ import (
 
 	bff "github.com/openedx/mobile-auth-bff"
 	"github.com/openedx/mobile-auth-bff/internal/fakesocial"
+	"github.com/openedx/mobile-auth-bff/internal/testkit"
 	"github.com/openedx/mobile-auth-bff/social"
 )
 
@@ -20,11 +21,11 @@ import (
 // token reaches a log line.
 func TestSocialExchangeAzureAD(t *testing.T) {
 	t.Parallel()
-	for _, pg := range storeKinds() {
-		t.Run(storeName(pg), func(t *testing.T) {
+	for _, pg := range testkit.StoreKinds() {
+		t.Run(testkit.StoreName(pg), func(t *testing.T) {
 			t.Parallel()
-			logs := newSyncLog()
-			e := newSocialEnv(t, socialOptions{postgres: pg, log: logs, social: func(c *social.Config) { c.Timeout = 150 * time.Millisecond }})
+			logs := &testkit.Buffer{}
+			e := newSocialEnv(t, socialOptions{postgres: pg, log: logs, social: func(c *social.Config) { c.Timeout = time.Second }})
 			const subject = "48d31887-5fad-4d73-a9f5-3c356e68a038" // a work account's object id
 			u := e.User(t, "aiko")
 			e.link(t, u, bff.ProviderAzureAD, subject)
@@ -86,7 +87,7 @@ func TestSocialExchangeAzureAD(t *testing.T) {
 			status, body = exchange(token)
 			wantError("graph slow", status, body, http.StatusBadGateway, "provider_unavailable", "")
 			if d := time.Since(start); d > 5*time.Second {
-				t.Errorf("the slow Graph held the request %s; the timeout is 150ms", d)
+				t.Errorf("the slow Graph held the request %s; the timeout is 1s", d)
 			}
 			ms.Slow(0)
 

@@ -19,6 +19,7 @@ import (
 	"github.com/openedx/mobile-auth-bff/admin"
 	"github.com/openedx/mobile-auth-bff/internal/fakesocial"
 	"github.com/openedx/mobile-auth-bff/internal/testenv"
+	"github.com/openedx/mobile-auth-bff/internal/testkit"
 	"github.com/openedx/mobile-auth-bff/oauth"
 	"github.com/openedx/mobile-auth-bff/social"
 	"github.com/openedx/mobile-auth-bff/store"
@@ -123,8 +124,8 @@ var socialBackends = []string{bff.ProviderGoogle, bff.ProviderFacebook, bff.Prov
 // refresh token works and keeps the grant; the tokens open a web session.
 func TestSocialExchange(t *testing.T) {
 	t.Parallel()
-	for _, pg := range storeKinds() {
-		t.Run(storeName(pg), func(t *testing.T) {
+	for _, pg := range testkit.StoreKinds() {
+		t.Run(testkit.StoreName(pg), func(t *testing.T) {
 			t.Parallel()
 			e := newSocialEnv(t, socialOptions{postgres: pg})
 			u := e.User(t, "sofia")
@@ -553,8 +554,8 @@ func TestSocialExchangeGolden(t *testing.T) {
 // tokens obtained by a social exchange, at every endpoint.
 func TestSocialLifecycleMatrix(t *testing.T) {
 	t.Parallel()
-	for _, pg := range storeKinds() {
-		t.Run(storeName(pg), func(t *testing.T) {
+	for _, pg := range testkit.StoreKinds() {
+		t.Run(testkit.StoreName(pg), func(t *testing.T) {
 			t.Parallel()
 			e := newSocialEnv(t, socialOptions{postgres: pg})
 			_, secret := e.ConfidentialClient(t, "rs")
@@ -632,8 +633,8 @@ func adminDo(e *testenv.Env, method, path, body string) *httptest.ResponseRecord
 // TestAdminIdentities: the admin API links, lists and unlinks identities.
 func TestAdminIdentities(t *testing.T) {
 	t.Parallel()
-	for _, pg := range storeKinds() {
-		t.Run(storeName(pg), func(t *testing.T) {
+	for _, pg := range testkit.StoreKinds() {
+		t.Run(testkit.StoreName(pg), func(t *testing.T) {
 			t.Parallel()
 			env := testenv.New(t, testenv.Options{Postgres: pg, Cache: pg})
 			ann, bob := env.User(t, "ann"), env.User(t, "bob")

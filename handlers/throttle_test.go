@@ -2,6 +2,8 @@ package handlers_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -10,21 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/argon2"
+
+	bff "github.com/openedx/mobile-auth-bff"
 	"github.com/openedx/mobile-auth-bff/internal/testenv"
+	"github.com/openedx/mobile-auth-bff/internal/testkit"
 	"github.com/openedx/mobile-auth-bff/oauth"
 )
-
-// eachStore runs fn as a parallel subtest on the in-memory store and, with
-// a test database, on PostgreSQL behind the cache (as served).
-func eachStore(t *testing.T, fn func(t *testing.T, pg bool)) {
-	t.Helper()
-	for _, pg := range storeKinds() {
-		t.Run(storeName(pg), func(t *testing.T) {
-			t.Parallel()
-			fn(t, pg)
-		})
-	}
-}
 
 // parallelPosts sends the forms at once (released together) and returns
 // the answers by status and error code, e.g. "400 invalid_grant".
@@ -73,7 +67,7 @@ func failures(t *testing.T, env *testenv.Env, key string) int {
 // the check let all 50 be checked.
 func TestThrottleConcurrentAttempts(t *testing.T) {
 	t.Parallel()
-	eachStore(t, func(t *testing.T, pg bool) {
+	testkit.EachStore(t, func(t *testing.T, pg bool) {
 		for _, tt := range []struct {
 			name      string
 			throttle  oauth.ThrottleConfig
@@ -120,7 +114,7 @@ func TestThrottleConcurrentAttempts(t *testing.T) {
 // an unknown login's allowance is the normalized text's.
 func TestThrottleUsernameOrEmail(t *testing.T) {
 	t.Parallel()
-	eachStore(t, func(t *testing.T, pg bool) {
+	testkit.EachStore(t, func(t *testing.T, pg bool) {
 		env := testenv.New(t, testenv.Options{Postgres: pg, Cache: pg, Config: func(c *oauth.Config) {
 			c.Throttle = oauth.ThrottleConfig{PerUsername: 3, PerAddress: 1000, Window: time.Minute}
 		}})
@@ -161,7 +155,7 @@ func TestThrottleUsernameOrEmail(t *testing.T) {
 // and a success resets the account's count only.
 func TestThrottleSuccessKeepsAddressBudget(t *testing.T) {
 	t.Parallel()
-	eachStore(t, func(t *testing.T, pg bool) {
+	testkit.EachStore(t, func(t *testing.T, pg bool) {
 		env := testenv.New(t, testenv.Options{Postgres: pg, Cache: pg, Config: func(c *oauth.Config) {
 			c.Throttle = oauth.ThrottleConfig{PerUsername: 100, PerAddress: 3, Window: time.Minute}
 		}})
@@ -205,13 +199,13 @@ func TestThrottleSuccessKeepsAddressBudget(t *testing.T) {
 // and without using the throttle's allowance.
 func TestPasswordChecksBusy(t *testing.T) {
 	t.Parallel()
-	eachStore(t, func(t *testing.T, pg bool) {
+	testkit.EachStore(t, func(t *testing.T, pg bool) {
 		env := testenv.New(t, testenv.Options{Postgres: pg, Cache: pg, Config: func(c *oauth.Config) {
 			c.Throttle = oauth.ThrottleConfig{PerUsername: 100, PerAddress: 100, Window: time.Minute}
 			c.PasswordChecks = oauth.PasswordCheckLimits{Slots: 1, Queue: -1}
 		}})
 		env.PublicClient(t, "mobile")
-		alice := env.User(t, "alice")
+		alice := userAtProductionCost(t, env, "alice")
 		forms := make([]struct{ from, user, password string }, 8)
 		for i := range forms {
 			forms[i].from, forms[i].user, forms[i].password = "192.0.2.50:1", "alice", "wrong"
@@ -233,6 +227,26 @@ func TestPasswordChecksBusy(t *testing.T) {
 			t.Errorf("after the burst: %d %s", rec.Code, rec.Body)
 		}
 	})
+}
+
+// userAtProductionCost is testenv's User with a password hash at the
+// production argon2id cost (oauth's argonMemory and argonTime), for a test
+// that needs password checks to take time: this test binary hashes new
+// passwords cheaply (TestMain).
+func userAtProductionCost(t *testing.T, env *testenv.Env, username string) bff.User {
+	t.Helper()
+	salt := make([]byte, 16)
+	_, _ = rand.Read(salt)
+	b64 := base64.RawStdEncoding
+	key := argon2.IDKey([]byte(testenv.Password), salt, 2, 19*1024, 1, 32)
+	hash := fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, 19*1024, 2, 1,
+		b64.EncodeToString(salt), b64.EncodeToString(key))
+	u, err := env.Store.CreateUser(context.Background(), bff.User{Username: username, Email: username + "@example.com",
+		Name: "Test " + username, EmailVerified: true, PasswordHash: hash})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
 
 // BenchmarkTokenThrottled is a password grant refused by the throttle (the

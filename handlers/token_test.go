@@ -17,6 +17,7 @@ import (
 	bff "github.com/openedx/mobile-auth-bff"
 	"github.com/openedx/mobile-auth-bff/admin"
 	"github.com/openedx/mobile-auth-bff/internal/testenv"
+	"github.com/openedx/mobile-auth-bff/internal/testkit"
 	"github.com/openedx/mobile-auth-bff/oauth"
 	"github.com/openedx/mobile-auth-bff/store"
 )
@@ -213,8 +214,8 @@ func TestStoreDown(t *testing.T) {
 // whatever the password of the next attempt (on both stores).
 func TestThrottle(t *testing.T) {
 	t.Parallel()
-	for _, pg := range storeKinds() {
-		t.Run(storeName(pg), func(t *testing.T) {
+	for _, pg := range testkit.StoreKinds() {
+		t.Run(testkit.StoreName(pg), func(t *testing.T) {
 			t.Parallel()
 			testThrottle(t, pg)
 		})

@@ -23,6 +23,7 @@ import (
 	bff "github.com/openedx/mobile-auth-bff"
 	"github.com/openedx/mobile-auth-bff/admin"
 	"github.com/openedx/mobile-auth-bff/internal/testenv"
+	"github.com/openedx/mobile-auth-bff/internal/testkit"
 	"github.com/openedx/mobile-auth-bff/oauth"
 )
 
@@ -254,11 +255,11 @@ func TestIssuedJWT(t *testing.T) {
 	u := newUser(t, env, "kate")
 
 	tok, _ := tokens(t, env, c.ID, "kate", bff.FormatJWT)
-	header := segment(t, tok, 0)
+	header := testkit.Segment(t, tok, 0)
 	if diff := cmp.Diff(map[string]any{"alg": "ES256", "kid": env.Keys.CurrentKID(), "typ": "at+jwt"}, header); diff != "" {
 		t.Errorf("header mismatch (-want +got):\n%s", diff)
 	}
-	claims := segment(t, tok, 1)
+	claims := testkit.Segment(t, tok, 1)
 	if claims["sub"] != u.Subject() || claims["sub"] == "kate" || claims["preferred_username"] != "kate" {
 		t.Errorf("sub = %v, preferred_username = %v; want the id %s and the username", claims["sub"], claims["preferred_username"], u.Subject())
 	}
@@ -290,7 +291,7 @@ func TestIssuedJWT(t *testing.T) {
 	for range 50 {
 		body := env.Token(t, form)
 		tok := body["access_token"].(string)
-		cl := segment(t, tok, 1)
+		cl := testkit.Segment(t, tok, 1)
 		jti, _ := cl["jti"].(string)
 		if jti == "" || seen[jti] {
 			t.Fatalf("jti %q is empty or repeated after %d tokens", jti, len(seen))
@@ -326,11 +327,11 @@ func TestJWTPerAlgorithm(t *testing.T) {
 			if len(tok) >= 2048 {
 				t.Errorf("JWT is %d bytes, want under 2048", len(tok))
 			}
-			header := segment(t, tok, 0)
+			header := testkit.Segment(t, tok, 0)
 			if header["alg"] != string(alg) || header["typ"] != "at+jwt" || header["kid"] != env.Keys.CurrentKID() {
 				t.Errorf("header = %v, want alg %s, typ at+jwt, kid %s", header, alg, env.Keys.CurrentKID())
 			}
-			claims := segment(t, tok, 1)
+			claims := testkit.Segment(t, tok, 1)
 			if claims["name"] == nil || claims["superuser"] != true {
 				t.Errorf("claims = %v, want the profile claims (the largest claim set)", claims)
 			}

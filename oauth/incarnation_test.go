@@ -7,6 +7,7 @@ import (
 
 	bff "github.com/openedx/mobile-auth-bff"
 	"github.com/openedx/mobile-auth-bff/internal/testenv"
+	"github.com/openedx/mobile-auth-bff/internal/testkit"
 	"github.com/openedx/mobile-auth-bff/oauth"
 )
 
@@ -77,7 +78,7 @@ func TestValidateClientIncarnation(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok := sign(legacy, nil)
-	if m := segment(t, tok, 1); m["client_incarnation"] != nil {
+	if m := testkit.Segment(t, tok, 1); m["client_incarnation"] != nil {
 		t.Fatalf("a legacy client's JWT names an incarnation: %v", m)
 	}
 	if _, err := v.Validate(ctx, bearer(tok)); err != nil {

@@ -17,6 +17,7 @@ import (
 
 	bff "github.com/openedx/mobile-auth-bff"
 	"github.com/openedx/mobile-auth-bff/internal/testenv"
+	"github.com/openedx/mobile-auth-bff/internal/testkit"
 	"github.com/openedx/mobile-auth-bff/oauth"
 	"github.com/openedx/mobile-auth-bff/store"
 	"github.com/openedx/mobile-auth-bff/store/memory"
@@ -84,7 +85,7 @@ func TestRotation(t *testing.T) {
 	}
 
 	before, _ := tokens(t, env, c.ID, "leo", bff.FormatJWT)
-	if kid := segment(t, before, 0)["kid"]; kid != cur0 {
+	if kid := testkit.Segment(t, before, 0)["kid"]; kid != cur0 {
 		t.Fatalf("kid = %v, want %s", kid, cur0)
 	}
 
@@ -105,7 +106,7 @@ func TestRotation(t *testing.T) {
 	}
 
 	after, _ := tokens(t, env, c.ID, "leo", bff.FormatJWT)
-	if kid := segment(t, after, 0)["kid"]; kid != next0 {
+	if kid := testkit.Segment(t, after, 0)["kid"]; kid != next0 {
 		t.Errorf("kid after rotation = %v, want %s", kid, next0)
 	}
 	for name, tok := range map[string]string{"issued before": before, "issued after": after} {
@@ -374,7 +375,7 @@ func TestServiceJWTIsNotAnAccessToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h := segment(t, other, 0); h["typ"] != "JWT" || h["kid"] != inst.keys.CurrentKID() {
+	if h := testkit.Segment(t, other, 0); h["typ"] != "JWT" || h["kid"] != inst.keys.CurrentKID() {
 		t.Errorf("SignJWT header = %v, want typ JWT and the current kid", h)
 	}
 	_, err = inst.svc.Validator().Validate(ctx, bearer(other))

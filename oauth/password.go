@@ -22,6 +22,23 @@ const (
 	argonSaltLen = 16
 )
 
+// hashCost is the argon2id cost of new hashes (and of the time burned for an
+// unknown login): the parameters above, unless a test binary lowered it with
+// UseCheapPasswordHashingInTests before its tests started.
+var hashCost = struct{ memory, time uint32 }{argonMemory, argonTime}
+
+// UseCheapPasswordHashingInTests makes new password hashes use the lowest
+// argon2id cost (8 KiB, one pass) instead of OWASP's minimum. A test knob,
+// for the TestMain of test packages that hash and check many passwords and
+// test something else: under the race detector a hash at the production
+// cost takes a third of a second, so it is most of their run time. It must
+// be called before any test runs (it is not synchronized). Hashes stay in
+// the production format with their parameters, so CheckPassword is
+// unchanged; the production cost is covered by this package's own tests.
+func UseCheapPasswordHashingInTests() {
+	hashCost.memory, hashCost.time = 8, 1
+}
+
 // maxBcryptCost is the highest bcrypt cost accepted for imported hashes.
 const maxBcryptCost = 16
 
@@ -37,9 +54,9 @@ func HashPassword(password string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", err
 	}
-	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	key := argon2.IDKey([]byte(password), salt, hashCost.time, hashCost.memory, argonThreads, argonKeyLen)
 	b64 := base64.RawStdEncoding
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime,
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, hashCost.memory, hashCost.time,
 		argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }
 

@@ -24,6 +24,7 @@ import (
 	bff "github.com/openedx/mobile-auth-bff"
 	"github.com/openedx/mobile-auth-bff/admin"
 	"github.com/openedx/mobile-auth-bff/internal/testenv"
+	"github.com/openedx/mobile-auth-bff/internal/testkit"
 	"github.com/openedx/mobile-auth-bff/oauth"
 	"github.com/openedx/mobile-auth-bff/store"
 )
@@ -71,24 +72,6 @@ func tokens(t *testing.T, env *testenv.Env, clientID, username string, format bf
 		t.Fatalf("no access_token in %v", body)
 	}
 	return access, refresh
-}
-
-// segment decodes part i (0 header, 1 payload) of a compact JWS.
-func segment(t *testing.T, token string, i int) map[string]any {
-	t.Helper()
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a compact JWS: %d parts", len(parts))
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(parts[i])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
 }
 
 // claimsMap is a valid claim set of a JWT for user u and client cl, as the
@@ -406,7 +389,7 @@ func TestValidateIssuedTokens(t *testing.T) {
 			}
 			switch p.Format {
 			case bff.FormatJWT:
-				claims := segment(t, tok, 1)
+				claims := testkit.Segment(t, tok, 1)
 				if p.JTI == "" || p.JTI != claims["jti"] {
 					t.Errorf("JTI = %q, want the jti claim %v", p.JTI, claims["jti"])
 				}
@@ -704,13 +687,13 @@ func TestValidateTampered(t *testing.T) {
 	otherOpaque, _ := tokens(t, other, oc.ID, "grace", bff.FormatBearer)
 
 	parts := strings.Split(jwt, ".")
-	payload := segment(t, jwt, 1)
+	payload := testkit.Segment(t, jwt, 1)
 	payload["scope"], payload["scopes"] = "read admin", []string{"read", "admin"}
 	forged, err := json.Marshal(payload)
 	if err != nil {
 		t.Fatal(err)
 	}
-	header := segment(t, jwt, 0)
+	header := testkit.Segment(t, jwt, 0)
 	header["typ"] = "application/at+jwt"
 	reheader, err := json.Marshal(header)
 	if err != nil {

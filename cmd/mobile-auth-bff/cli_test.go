@@ -15,12 +15,13 @@ import (
 
 	bff "github.com/openedx/mobile-auth-bff"
 	"github.com/openedx/mobile-auth-bff/internal/testdb"
+	"github.com/openedx/mobile-auth-bff/internal/testkit"
 )
 
 // cli runs one command of the binary and returns its stdout.
 func cli(t *testing.T, env map[string]string, args ...string) (string, error) {
 	t.Helper()
-	var out syncBuffer
+	var out testkit.Buffer
 	err := run(context.Background(), append([]string{"mobile-auth-bff"}, args...), func(k string) string { return env[k] }, &out)
 	return out.String(), err
 }
@@ -75,7 +76,7 @@ func TestCLIWithoutDatabase(t *testing.T) {
 // server, with the same operations as the admin API.
 func TestCLIAdmin(t *testing.T) {
 	t.Parallel()
-	env := baseEnv(map[string]string{"BFF_DATABASE_URL": testdb.URL(t)})
+	env := baseEnv(map[string]string{"BFF_DATABASE_URL": testdb.EmptyURL(t)})
 
 	upToDate := regexp.MustCompile(`^version ([1-9][0-9]*) of ([0-9]+)\n$`)
 	for _, args := range [][]string{{"migrate", "up"}, {"migrate", "status"}} {

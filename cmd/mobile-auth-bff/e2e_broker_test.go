@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/openedx/mobile-auth-bff/internal/fakeecommerce"
+	"github.com/openedx/mobile-auth-bff/internal/testkit"
 )
 
 // brokerCall calls the payment broker of s with a token.
@@ -240,7 +241,7 @@ func TestE2EBrokerConfiguration(t *testing.T) {
 
 	// A bad allowlist stops start-up, naming the variable.
 	bad := baseEnv(map[string]string{"BFF_ECOMMERCE_URL": up.URL, "BFF_ECOMMERCE_ROUTES": "GET /api/../admin/"})
-	err = run(t.Context(), []string{"mobile-auth-bff", "serve"}, func(k string) string { return bad[k] }, &syncBuffer{})
+	err = run(t.Context(), []string{"mobile-auth-bff", "serve"}, func(k string) string { return bad[k] }, &testkit.Buffer{})
 	if err == nil || !strings.HasPrefix(err.Error(), "BFF_ECOMMERCE_ROUTES:") {
 		t.Errorf("bad allowlist: %v", err)
 	}

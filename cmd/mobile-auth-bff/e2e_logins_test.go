@@ -71,7 +71,7 @@ func loginSubject(t *testing.T, s *server, login, password string) string {
 // and cannot be taken again; the CLI refuses what the admin API refuses.
 func TestCLILoginNamespace(t *testing.T) {
 	t.Parallel()
-	dbURL := testdb.URL(t)
+	dbURL := testdb.EmptyURL(t)
 	env := baseEnv(map[string]string{"BFF_DATABASE_URL": dbURL})
 	if _, err := cli(t, env, "migrate", "up"); err != nil {
 		t.Fatal(err)

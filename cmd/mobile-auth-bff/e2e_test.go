@@ -13,6 +13,8 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/openedx/mobile-auth-bff/internal/testkit"
 )
 
 // headerTransport adds a header to every request of the oauth2 client.
@@ -55,25 +57,7 @@ func (s *server) createMobileClient(id string, extra map[string]any) {
 // header and claims.
 func (s *server) verifyJWT(token string) (jose.Header, map[string]any) {
 	s.t.Helper()
-	jws, err := jose.ParseSignedCompact(token, []jose.SignatureAlgorithm{jose.RS256, jose.RS512, jose.ES256, jose.EdDSA})
-	if err != nil {
-		s.t.Fatalf("parse JWT: %v", err)
-	}
-	h := jws.Signatures[0].Header
-	set := s.jwks()
-	keys := set.Key(h.KeyID)
-	if len(keys) != 1 {
-		s.t.Fatalf("kid %q is not in the JWKS", h.KeyID)
-	}
-	payload, err := jws.Verify(keys[0])
-	if err != nil {
-		s.t.Fatalf("JWT does not verify against the JWKS: %v", err)
-	}
-	var claims map[string]any
-	if err := json.Unmarshal(payload, &claims); err != nil {
-		s.t.Fatal(err)
-	}
-	return h, claims
+	return testkit.VerifyJWT(s.t, token, s.jwks(), jose.RS256, jose.RS512, jose.ES256, jose.EdDSA)
 }
 
 // introspect asks whether a token is active, as a confidential client.
@@ -516,7 +500,7 @@ func TestE2ERestartKeepsState(t *testing.T) {
 		}
 		// A different BFF_SECRET cannot open the stored keys: start-up fails.
 		bad := baseEnv(b.env, map[string]string{"BFF_SECRET": strings.Repeat("x", 40)})
-		err = run(context.Background(), []string{"mobile-auth-bff", "serve"}, func(k string) string { return bad[k] }, &syncBuffer{})
+		err = run(context.Background(), []string{"mobile-auth-bff", "serve"}, func(k string) string { return bad[k] }, &testkit.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), "BFF_SECRET") {
 			t.Errorf("start with another secret: %v", err)
 		}

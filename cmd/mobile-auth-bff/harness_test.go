@@ -7,16 +7,15 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/openedx/mobile-auth-bff/internal/testdb"
+	"github.com/openedx/mobile-auth-bff/internal/testkit"
 )
 
 // Fixed values of the servers the end-to-end tests start.
@@ -27,30 +26,12 @@ const (
 	e2ePassword   = "correct horse battery"
 )
 
-// syncBuffer collects the output of run().
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // server is a running run() with both listeners.
 type server struct {
 	t      *testing.T
 	public string // http://host:port
 	admin  string
-	out    *syncBuffer
+	out    *testkit.Buffer
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -63,24 +44,27 @@ type backend struct {
 	env  map[string]string
 }
 
+// backendOf is the in-memory store, or for pg a fresh PostgreSQL database.
+func backendOf(t *testing.T, pg bool) backend {
+	if !pg {
+		return backend{name: testkit.StoreName(pg), env: map[string]string{}}
+	}
+	return backend{name: testkit.StoreName(pg), env: map[string]string{"BFF_DATABASE_URL": testdb.URL(t)}}
+}
+
 // backends returns the in-memory store and, with BFF_TEST_DATABASE_URL
 // (always in CI), a fresh PostgreSQL database.
 func backends(t *testing.T) []backend {
-	b := []backend{{name: "memory", env: map[string]string{}}}
-	if os.Getenv(testdb.EnvVar) != "" || os.Getenv("CI") == "true" {
-		b = append(b, backend{name: "postgres", env: map[string]string{"BFF_DATABASE_URL": testdb.URL(t)}})
+	var b []backend
+	for _, pg := range testkit.StoreKinds() {
+		b = append(b, backendOf(t, pg))
 	}
 	return b
 }
 
 // forEachBackend runs fn as a parallel subtest per backend.
 func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
-	for _, b := range backends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			fn(t, b)
-		})
-	}
+	testkit.EachStore(t, func(t *testing.T, pg bool) { fn(t, backendOf(t, pg)) })
 }
 
 // baseEnv is the configuration every e2e server starts from.
@@ -107,7 +91,7 @@ func baseEnv(extra ...map[string]string) map[string]string {
 func start(t *testing.T, env map[string]string, args ...string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &server{t: t, out: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	s := &server{t: t, out: &testkit.Buffer{}, cancel: cancel, done: make(chan error, 1)}
 	getenv := func(k string) string { return env[k] }
 	go func() {
 		s.done <- run(ctx, append([]string{"mobile-auth-bff", "serve"}, args...), getenv, s.out)

@@ -32,7 +32,12 @@ func TestConformance(t *testing.T) {
 
 func TestMigrateDownAndUp(t *testing.T) {
 	ctx := context.Background()
-	s := open(t)
+	// From an empty database, as a first start migrates.
+	s, err := postgres.Open(ctx, testdb.EmptyURL(t), postgres.Options{Migrate: true, MaxConns: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
 	st, err := s.MigrateStatus(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +71,7 @@ func TestMigrateDownAndUp(t *testing.T) {
 // the other's logins (ADR 0021), and each still signs in by its own key.
 func TestMigrateLoginNamespace(t *testing.T) {
 	ctx := context.Background()
-	s, err := postgres.Open(ctx, testdb.URL(t), postgres.Options{})
+	s, err := postgres.Open(ctx, testdb.EmptyURL(t), postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
