@@ -75,7 +75,7 @@ func TestTokenExchange(t *testing.T) {
 			// exchange issues a JWT anyway.
 			env.PublicClient(t, "app", exchanger)
 			alice := env.User(t, "alice")
-			v := env.OAuth.Validator()
+			v := env.Validator
 
 			login := env.Token(t, testenv.PasswordForm("app", "alice"))
 			subject := login["access_token"].(string)
@@ -154,13 +154,13 @@ func TestTokenExchangeLifetime(t *testing.T) {
 	env.PublicClient(t, "app", exchanger)
 	env.User(t, "alice")
 	subject := env.Token(t, testenv.PasswordForm("app", "alice"))["access_token"].(string)
-	p, err := env.OAuth.Validator().Validate(context.Background(), oauth.Credential{Scheme: oauth.SchemeBearer, Token: subject})
+	p, err := env.Validator.Validate(context.Background(), oauth.Credential{Scheme: oauth.SchemeBearer, Token: subject})
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(1100 * time.Millisecond) // a fresh hour would now end a second later than the subject
 	got := env.Token(t, tokenExchangeForm("app", subject))
-	claims, err := env.OAuth.Validator().VerifyJWT(context.Background(), got["access_token"].(string))
+	claims, err := env.Validator.VerifyJWT(context.Background(), got["access_token"].(string))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func TestTokenExchangeRestricted(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := env.Token(t, tokenExchangeForm("app", subject))
-	claims, err := env.OAuth.Validator().VerifyJWT(context.Background(), got["access_token"].(string))
+	claims, err := env.Validator.VerifyJWT(context.Background(), got["access_token"].(string))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,7 +62,7 @@ func TestLoginNamespace(t *testing.T) {
 				t.Fatalf("store created a username equal to another account's email: %v", err)
 			}
 			tok := env.Token(t, testenv.PasswordForm("app", "ann@EXAMPLE.com"))
-			p, err := env.OAuth.Validator().Validate(context.Background(), oauth.Credential{Scheme: oauth.SchemeBearer, Token: tok["access_token"].(string)})
+			p, err := env.Validator.Validate(context.Background(), oauth.Credential{Scheme: oauth.SchemeBearer, Token: tok["access_token"].(string)})
 			if err != nil || p.User == nil || p.User.ID != ann.ID {
 				t.Fatalf("login by email signed in %+v, %v; want user %d", p.User, err, ann.ID)
 			}

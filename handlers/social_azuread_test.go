@@ -54,7 +54,7 @@ func TestSocialExchangeAzureAD(t *testing.T) {
 				if status != http.StatusOK || body["token_type"] != "JWT" {
 					t.Fatalf("good token (mail %q): %d %v", g.Mail, status, body)
 				}
-				claims, err := e.OAuth.Validator().VerifyJWT(context.Background(), body["access_token"].(string))
+				claims, err := e.Validator.VerifyJWT(context.Background(), body["access_token"].(string))
 				if err != nil || claims.Subject != u.Subject() || claims.GrantType != bff.GrantSocialExchange {
 					t.Errorf("claims %+v, %v", claims, err)
 				}
@@ -157,7 +157,7 @@ func TestSocialExchangeGoogleAndroidToken(t *testing.T) {
 			t.Errorf("unchecked=%v: %d %s", unchecked, rec.Code, rec.Body)
 			continue
 		}
-		claims, err := e.OAuth.Validator().VerifyJWT(context.Background(), decodeBody(t, rec)["access_token"].(string))
+		claims, err := e.Validator.VerifyJWT(context.Background(), decodeBody(t, rec)["access_token"].(string))
 		if err != nil || claims.Subject != u.Subject() {
 			t.Errorf("unchecked=%v: claims %+v, %v", unchecked, claims, err)
 		}

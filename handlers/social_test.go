@@ -131,7 +131,7 @@ func TestSocialExchange(t *testing.T) {
 			u := e.User(t, "sofia")
 			e.User(t, "other") // a second account, so that the right one must be found
 			ctx := context.Background()
-			v := e.OAuth.Validator()
+			v := e.Validator
 			for _, backend := range socialBackends {
 				subject := "sub-" + backend
 				e.link(t, u, backend, subject)

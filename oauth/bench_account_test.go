@@ -98,7 +98,7 @@ func BenchmarkValidateSession(b *testing.B) {
 			}
 			cookie := (&http.Response{Header: rec.Header()}).Cookies()[0].Value
 			ctx := context.Background()
-			v := env.OAuth.Validator()
+			v := env.Validator
 			cred := oauth.Credential{Scheme: oauth.SchemeCookie, Token: cookie}
 			b.ReportAllocs()
 			for b.Loop() {

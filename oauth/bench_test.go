@@ -55,7 +55,7 @@ func benchEnv(b *testing.B, opts testenv.Options, format string) (*testenv.Env, 
 // other than valid so that the benchmark cannot get fast by rejecting.
 func benchValidate(b *testing.B, env *testenv.Env, token string) {
 	ctx := context.Background()
-	v := env.OAuth.Validator()
+	v := env.Validator
 	cred := oauth.Credential{Scheme: oauth.SchemeBearer, Token: token}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -95,7 +95,7 @@ func BenchmarkVerifyJWT(b *testing.B) {
 		b.Run("alg="+alg, func(b *testing.B) {
 			env, token := benchEnv(b, testenv.Options{Alg: alg}, "jwt")
 			ctx := context.Background()
-			v := env.OAuth.Validator()
+			v := env.Validator
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := v.VerifyJWT(ctx, token); err != nil {

@@ -382,7 +382,7 @@ func TestJWTPerAlgorithm(t *testing.T) {
 			if _, err := jws.Verify(keys[0]); err != nil {
 				t.Errorf("verify against the JWKS: %v", err)
 			}
-			p, err := env.OAuth.Validator().Validate(ctx, bearer(tok))
+			p, err := env.Validator.Validate(ctx, bearer(tok))
 			if err != nil || p.User == nil || p.User.ID != u.ID {
 				t.Errorf("Validate() = %+v, %v", p, err)
 			}

@@ -119,7 +119,7 @@ func newFuzzEnv(f testing.TB) *fuzzEnv {
 	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != 200 || !oauth.IsJWT(body.AccessToken) {
 		f.Fatalf("password grant: %d %s", rec.Code, rec.Body)
 	}
-	return &fuzzEnv{env: env, v: env.OAuth.Validator(), key: priv, jwt: body.AccessToken, user: u, client: client}
+	return &fuzzEnv{env: env, v: env.Validator, key: priv, jwt: body.AccessToken, user: u, client: client}
 }
 
 // FuzzVerifyJWT presents arbitrary tokens. Whatever the validator accepts

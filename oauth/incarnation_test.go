@@ -21,7 +21,7 @@ func TestValidateClientIncarnation(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	env := testenv.New(t, testenv.Options{})
-	v := env.OAuth.Validator()
+	v := env.Validator
 	u := newUser(t, env, "ivy")
 	old := env.PublicClient(t, "mobile")
 	if old.Incarnation == "" {

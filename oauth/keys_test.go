@@ -60,7 +60,7 @@ func TestRotation(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	env := testenv.New(t, testenv.Options{})
-	v := env.OAuth.Validator()
+	v := env.Validator
 	c := env.PublicClient(t, "mobile")
 	newUser(t, env, "leo")
 
@@ -135,6 +135,7 @@ func TestRotation(t *testing.T) {
 type instance struct {
 	keys *oauth.KeyManager
 	svc  *oauth.Service
+	v    *oauth.Validator
 }
 
 func newInstance(t *testing.T, st store.Store, ks store.Keys, secret string) (instance, error) {
@@ -147,12 +148,14 @@ func newInstance(t *testing.T, st store.Store, ks store.Keys, secret string) (in
 	if err != nil {
 		return instance{}, err
 	}
-	svc, err := oauth.NewService(st, keys, secrets, oauth.Config{Issuer: testenv.Issuer, Audience: testenv.Audience,
-		AccessTokenTTL: time.Hour, RefreshTokenTTL: 24 * time.Hour, Throttle: oauth.DefaultThrottle}, discard)
+	cfg := oauth.Config{Issuer: testenv.Issuer, Audience: testenv.Audience,
+		AccessTokenTTL: time.Hour, RefreshTokenTTL: 24 * time.Hour, Throttle: oauth.DefaultThrottle}
+	v := oauth.NewValidator(st, keys, secrets, cfg)
+	svc, err := oauth.NewService(st, keys, secrets, v, cfg, discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return instance{keys, svc}, nil
+	return instance{keys, svc, v}, nil
 }
 
 // sharedStore is a memory store with a client and a user, as two
@@ -213,7 +216,7 @@ func TestKeysAcrossInstances(t *testing.T) {
 		t.Fatalf("B knows %s before looking it up; the test proves nothing", kid)
 	}
 	tok := signFor(t, a.keys, u, c)
-	p, err := b.svc.Validator().Validate(ctx, bearer(tok))
+	p, err := b.v.Validate(ctx, bearer(tok))
 	if err != nil {
 		t.Fatalf("B validating A's JWT with a kid new to B: %v", err)
 	}
@@ -290,7 +293,7 @@ func TestRetiredKeysLeaveTheJWKS(t *testing.T) {
 	if got := kids(inst.keys.Published()); slices.Contains(got, old) || len(got) != 2 {
 		t.Errorf("Published() = %v, want the key retired 2h ago gone", got)
 	}
-	_, err = inst.svc.Validator().Validate(ctx, bearer(tok))
+	_, err = inst.v.Validate(ctx, bearer(tok))
 	checkVerdict(t, err, bff.ErrInvalidToken)
 }
 
@@ -368,7 +371,7 @@ func TestServiceJWTIsNotAnAccessToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := inst.svc.Validator().Validate(ctx, bearer(access)); err != nil {
+	if _, err := inst.v.Validate(ctx, bearer(access)); err != nil {
 		t.Fatalf("the same claims as an access token: %v", err)
 	}
 	other, err := inst.keys.SignJWT(claims)
@@ -378,6 +381,6 @@ func TestServiceJWTIsNotAnAccessToken(t *testing.T) {
 	if h := testkit.Segment(t, other, 0); h["typ"] != "JWT" || h["kid"] != inst.keys.CurrentKID() {
 		t.Errorf("SignJWT header = %v, want typ JWT and the current kid", h)
 	}
-	_, err = inst.svc.Validator().Validate(ctx, bearer(other))
+	_, err = inst.v.Validate(ctx, bearer(other))
 	checkVerdict(t, err, bff.ErrInvalidToken)
 }

@@ -113,7 +113,7 @@ func TestPasswordCheckLimitsDefaults(t *testing.T) {
 		{in: PasswordCheckLimits{Slots: 2, Queue: -1, Wait: time.Second}, slots: 2, queue: 0, wait: time.Second},
 		{in: PasswordCheckLimits{Slots: 1, Queue: 5}, slots: 1, queue: 5, wait: DefaultPasswordCheckWait},
 	} {
-		s, err := NewService(nil, nil, &Secrets{}, Config{AccessTokenTTL: time.Minute, PasswordChecks: tt.in}, nil)
+		s, err := NewService(nil, nil, &Secrets{}, nil, Config{AccessTokenTTL: time.Minute, PasswordChecks: tt.in}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,7 +5,6 @@ package oauth
 
 import (
 	"context"
-	"crypto/sha512"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -94,8 +93,10 @@ type hashQueue struct {
 // SupportedGrantTypes are the grant_type values the token endpoint knows.
 var SupportedGrantTypes = []string{bff.GrantPassword, bff.GrantRefreshToken, bff.GrantClientCredentials, bff.GrantTokenExchange, bff.GrantAuthorizationCode}
 
-// NewService wires fosite to the store and the keys.
-func NewService(st store.Store, keys *KeyManager, secrets *Secrets, cfg Config, log *slog.Logger) (*Service, error) {
+// NewService wires fosite to the store and the keys. v is the validator
+// every surface shares (NewValidator); nil builds one for the service
+// alone, for tests of the service by itself.
+func NewService(st store.Store, keys *KeyManager, secrets *Secrets, v *Validator, cfg Config, log *slog.Logger) (*Service, error) {
 	if cfg.AccessTokenTTL <= 0 || cfg.AccessTokenTTL > bff.MaxAccessTokenTTL {
 		return nil, fmt.Errorf("access token TTL must be in (0, %s]", bff.MaxAccessTokenTTL)
 	}
@@ -130,12 +131,13 @@ func NewService(st store.Store, keys *KeyManager, secrets *Secrets, cfg Config, 
 
 	// Every getter of fosite.Config that would lazily fill a nil field is
 	// set here, so that concurrent requests never write to the config.
+	opaque := opaqueHMACConfig(secrets)
 	fcfg := &fosite.Config{
 		AccessTokenLifespan:          cfg.AccessTokenTTL,
 		RefreshTokenLifespan:         cfg.RefreshTokenTTL,
-		GlobalSecret:                 secrets.tokenHMAC,
-		HMACHasher:                   sha512.New512_256,
-		TokenEntropy:                 32,
+		GlobalSecret:                 opaque.GlobalSecret,
+		HMACHasher:                   opaque.HMACHasher,
+		TokenEntropy:                 opaque.TokenEntropy,
 		ScopeStrategy:                fosite.ExactScopeStrategy,
 		AudienceMatchingStrategy:     fosite.DefaultAudienceMatchingStrategy,
 		RefreshTokenScopes:           []string{}, // refresh tokens without an "offline" scope
@@ -152,8 +154,11 @@ func NewService(st store.Store, keys *KeyManager, secrets *Secrets, cfg Config, 
 		RedirectSecureChecker:          func(_ context.Context, u *url.URL) bool { return bff.ValidateRedirectURI(u.String()) == nil },
 		OmitRedirectScopeParam:         false,
 	}
-	hmac := compose.NewOAuth2HMACStrategy(fcfg)
-	s.validator = &Validator{keys: keys, store: st, opaque: hmac, issuer: cfg.Issuer, audience: cfg.Audience, now: now}
+	if v == nil {
+		v = NewValidator(st, keys, secrets, cfg)
+	}
+	s.validator = v
+	hmac := oauth2.NewHMACSHAStrategy(v.enigma, fcfg)
 	s.refresh = newRefreshPolicy(cfg.RefreshReuseGrace, now, s.validator.opaqueSignature)
 	s.fstore.refresh = s.refresh
 	strategy := &tokenStrategy{HMACSHAStrategy: hmac, refresh: s.refresh, keys: keys, users: st, issuer: cfg.Issuer, audience: cfg.Audience}
@@ -175,9 +180,6 @@ func NewService(st store.Store, keys *KeyManager, secrets *Secrets, cfg Config, 
 	).(*fosite.Fosite)
 	return s, nil
 }
-
-// Validator returns the token validator.
-func (s *Service) Validator() *Validator { return s.validator }
 
 // Keys returns the key manager.
 func (s *Service) Keys() *KeyManager { return s.keys }

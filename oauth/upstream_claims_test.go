@@ -98,7 +98,7 @@ func TestUpstreamJWTIsNotAnAccessToken(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, cred := range []oauth.Credential{bearer(tok), {Scheme: oauth.SchemeJWT, Token: tok}} {
-			_, err = inst.svc.Validator().Validate(ctx, cred)
+			_, err = inst.v.Validate(ctx, cred)
 			checkVerdict(t, err, bff.ErrInvalidToken)
 		}
 	}

@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -11,7 +12,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	josejson "github.com/go-jose/go-jose/v4/json"
-	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite"
+	enigma "github.com/ory/fosite/token/hmac"
 
 	bff "github.com/openedx/mobile-auth-bff"
 	"github.com/openedx/mobile-auth-bff/store"
@@ -62,10 +64,31 @@ func ParseAuthorization(header string) (Credential, error) {
 type Validator struct {
 	keys     *KeyManager
 	store    store.Store
-	opaque   *oauth2.HMACSHAStrategy
+	enigma   *enigma.HMACStrategy // the HMAC of opaque tokens, shared with their issuance
 	issuer   string
 	audience string
 	now      func() time.Time
+}
+
+// NewValidator builds the validator of presented tokens: the one instance
+// that the token service (introspection, the exchanges, the refresh
+// policy) and every HTTP surface share. Its HMAC strategy is the one that
+// issues opaque tokens (NewService builds fosite's on it). cfg gives the
+// issuer, the audience and the clock (nil: time.Now).
+func NewValidator(st store.Store, keys *KeyManager, secrets *Secrets, cfg Config) *Validator {
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Validator{keys: keys, store: st, enigma: &enigma.HMACStrategy{Config: opaqueHMACConfig(secrets)},
+		issuer: cfg.Issuer, audience: cfg.Audience, now: now}
+}
+
+// opaqueHMACConfig is what the HMAC of opaque tokens depends on: the
+// secret, the hash and the entropy of a token. fosite's configuration for
+// the token endpoint takes the same values from here.
+func opaqueHMACConfig(secrets *Secrets) *fosite.Config {
+	return &fosite.Config{GlobalSecret: secrets.tokenHMAC, HMACHasher: sha512.New512_256, TokenEntropy: 32}
 }
 
 // Validate checks a credential and returns who presented it. Errors, in
@@ -100,10 +123,10 @@ const (
 // signatures cannot be turned into working tokens.
 func (v *Validator) opaqueSignature(ctx context.Context, token, prefix string) (string, bool) {
 	raw, ok := strings.CutPrefix(token, prefix)
-	if !ok || !canonicalOpaque(raw) || v.opaque.Enigma.Validate(ctx, raw) != nil {
+	if !ok || !canonicalOpaque(raw) || v.enigma.Validate(ctx, raw) != nil {
 		return "", false
 	}
-	return v.opaque.Enigma.Signature(raw), true
+	return v.enigma.Signature(raw), true
 }
 
 // canonicalOpaque reports whether both base64url parts of an opaque token

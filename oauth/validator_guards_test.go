@@ -52,7 +52,7 @@ func TestNonCanonicalJWTRejected(t *testing.T) {
 	env.PublicClient(t, "app")
 	env.User(t, "ivy")
 	jwt := env.Token(t, testenv.PasswordForm("app", "ivy", "token_type", "jwt"))["access_token"].(string)
-	v := env.OAuth.Validator()
+	v := env.Validator
 	if _, err := v.Validate(context.Background(), oauth.Credential{Scheme: oauth.SchemeJWT, Token: jwt}); err != nil {
 		t.Fatalf("the canonical JWT: %v", err)
 	}
@@ -79,14 +79,14 @@ func TestJWTIssuedBeforePasswordChangeRejected(t *testing.T) {
 	if err := env.Admin.SetPassword(context.Background(), u.ID, "a different password", "test"); err != nil {
 		t.Fatal(err)
 	}
-	_, err := env.OAuth.Validator().Validate(context.Background(), oauth.Credential{Scheme: oauth.SchemeBearer, Token: jwt})
+	_, err := env.Validator.Validate(context.Background(), oauth.Credential{Scheme: oauth.SchemeBearer, Token: jwt})
 	if !errors.Is(err, bff.ErrTokenRevoked) {
 		t.Errorf("a JWT from before the password change: %v, want ErrTokenRevoked", err)
 	}
 	// A JWT issued afterwards, in the same second as the change, is fine.
 	form := testenv.PasswordForm("app", "jon", "token_type", "jwt", "password", "a different password")
 	fresh := env.Token(t, form)["access_token"].(string)
-	if _, err := env.OAuth.Validator().Validate(context.Background(), oauth.Credential{Scheme: oauth.SchemeBearer, Token: fresh}); err != nil {
+	if _, err := env.Validator.Validate(context.Background(), oauth.Credential{Scheme: oauth.SchemeBearer, Token: fresh}); err != nil {
 		t.Errorf("a JWT from after the password change: %v", err)
 	}
 }
@@ -100,7 +100,7 @@ func TestClientChangesReachLiveTokens(t *testing.T) {
 	env.PublicClient(t, "app")
 	env.User(t, "kay")
 	ctx := context.Background()
-	v := env.OAuth.Validator()
+	v := env.Validator
 	body := env.Token(t, testenv.PasswordForm("app", "kay", "token_type", "jwt"))
 	jwt := body["access_token"].(string)
 	opaque := env.Token(t, testenv.PasswordForm("app", "kay"))["access_token"].(string)

@@ -290,7 +290,7 @@ func view(p bff.Principal) principalView {
 func TestValidateIssuedTokens(t *testing.T) {
 	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
-	v := env.OAuth.Validator()
+	v := env.Validator
 	mobile := env.PublicClient(t, "mobile")
 	restricted := env.PublicClient(t, "mobile-restricted", func(c *admin.NewClient) { c.Restricted = true })
 	backend, secret := env.ConfidentialClient(t, "backend", func(c *admin.NewClient) { c.Scopes = []string{"read", "write"} })
@@ -414,7 +414,7 @@ func TestValidateJWTSchemeNeedsJWT(t *testing.T) {
 	c := env.PublicClient(t, "mobile")
 	newUser(t, env, "bob")
 	opaque, _ := tokens(t, env, c.ID, "bob", bff.FormatBearer)
-	v := env.OAuth.Validator()
+	v := env.Validator
 	if _, err := v.Validate(context.Background(), bearer(opaque)); err != nil {
 		t.Fatalf("the opaque token is valid as Bearer: %v", err)
 	}
@@ -428,7 +428,7 @@ func TestValidateJWTClaims(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	env := testenv.New(t, testenv.Options{})
-	v := env.OAuth.Validator()
+	v := env.Validator
 	c := env.PublicClient(t, "mobile")
 	u := newUser(t, env, "carol")
 	off := newUser(t, env, "dave")
@@ -513,7 +513,7 @@ func TestValidateJWTHeaders(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	env := testenv.New(t, testenv.Options{})
-	v := env.OAuth.Validator()
+	v := env.Validator
 	c := env.PublicClient(t, "mobile")
 	u := newUser(t, env, "erin")
 	currentKID := env.Keys.CurrentKID()
@@ -606,7 +606,7 @@ func TestValidateNonAsymmetric(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	env := testenv.New(t, testenv.Options{})
-	v := env.OAuth.Validator()
+	v := env.Validator
 	c := env.PublicClient(t, "mobile")
 	u := newUser(t, env, "frank")
 	kid := env.Keys.CurrentKID()
@@ -670,7 +670,7 @@ func TestValidateTampered(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	env := testenv.New(t, testenv.Options{})
-	v := env.OAuth.Validator()
+	v := env.Validator
 	c := env.PublicClient(t, "mobile")
 	newUser(t, env, "grace")
 	jwt, refresh := tokens(t, env, c.ID, "grace", bff.FormatJWT)
@@ -754,7 +754,7 @@ func TestValidateTokenLength(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	env := testenv.New(t, testenv.Options{})
-	v := env.OAuth.Validator()
+	v := env.Validator
 	c := env.PublicClient(t, "mobile")
 	u := newUser(t, env, "heidi")
 	sign := func(pad int) string {
@@ -798,7 +798,7 @@ func TestValidateExpired(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	env := testenv.New(t, testenv.Options{Config: func(c *oauth.Config) { c.AccessTokenTTL = 2 * time.Second }})
-	v := env.OAuth.Validator()
+	v := env.Validator
 	c := env.PublicClient(t, "mobile")
 	u := newUser(t, env, "ivan")
 	jwt, _ := tokens(t, env, c.ID, "ivan", bff.FormatJWT)
@@ -842,7 +842,7 @@ func TestValidateAccountAndRevocation(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	env := testenv.New(t, testenv.Options{})
-	v := env.OAuth.Validator()
+	v := env.Validator
 	c := env.PublicClient(t, "mobile")
 
 	revoke := func(t *testing.T, tok string) {
@@ -941,7 +941,7 @@ func TestValidateDeletedClient(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	env := testenv.New(t, testenv.Options{})
-	v := env.OAuth.Validator()
+	v := env.Validator
 	c := env.PublicClient(t, "doomed")
 	keep := env.PublicClient(t, "kept")
 	newUser(t, env, "judy")

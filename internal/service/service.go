@@ -93,11 +93,12 @@ func New(ctx context.Context, cfg Config, st store.Store, log *slog.Logger) (*Se
 			m.SocialVerifications.WithLabelValues(backend, result).Inc()
 		}
 	}
-	svc, err := oauth.NewService(st, keys, secrets, oc, log)
+	validator := oauth.NewValidator(st, keys, secrets, oc)
+	svc, err := oauth.NewService(st, keys, secrets, validator, oc, log)
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{Store: st, Secrets: secrets, Keys: keys, Validator: svc.Validator(), OAuth: svc,
+	s := &Service{Store: st, Secrets: secrets, Keys: keys, Validator: validator, OAuth: svc,
 		Admin: admin.New(st, keys), Metrics: m}
 	if cfg.Broker != nil {
 		bc := *cfg.Broker

@@ -72,14 +72,17 @@ const EcommerceAudience = "ecommerce"
 
 // Env is a running service without listeners.
 type Env struct {
-	Store   store.Store
-	OAuth   *oauth.Service
-	Admin   *admin.Service
-	Keys    *oauth.KeyManager
-	Metrics *metrics.Metrics
-	Public  *echo.Echo
-	AdminH  *echo.Echo
-	Broker  *broker.Broker // nil unless Options.Broker
+	Store store.Store
+	OAuth *oauth.Service
+	// Validator is the one validator of presented tokens, as the handlers
+	// and the service share it.
+	Validator *oauth.Validator
+	Admin     *admin.Service
+	Keys      *oauth.KeyManager
+	Metrics   *metrics.Metrics
+	Public    *echo.Echo
+	AdminH    *echo.Echo
+	Broker    *broker.Broker // nil unless Options.Broker
 }
 
 // New builds an environment; it is torn down when the test ends.
@@ -141,7 +144,7 @@ func New(tb testing.TB, opts Options) *Env {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &Env{Store: st, OAuth: svc.OAuth, Admin: svc.Admin, Keys: svc.Keys, Metrics: svc.Metrics, Broker: svc.Broker,
+	return &Env{Store: st, OAuth: svc.OAuth, Validator: svc.Validator, Admin: svc.Admin, Keys: svc.Keys, Metrics: svc.Metrics, Broker: svc.Broker,
 		Public: svc.Public, AdminH: svc.AdminHandler}
 }
 
