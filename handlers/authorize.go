@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"errors"
 	"fmt"
@@ -61,17 +60,7 @@ type authorizeErrorPage struct {
 }
 
 func renderAuthorize(c echo.Context, status int, name, redirectURI string, data any) error {
-	var buf bytes.Buffer
-	if err := pages.ExecuteTemplate(&buf, name, data); err != nil {
-		return fmt.Errorf("render %s: %w", name, err)
-	}
-	h := c.Response().Header()
-	h.Set("Content-Security-Policy", authorizeCSP(redirectURI))
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	return c.HTMLBlob(status, buf.Bytes())
+	return renderHTML(c, status, name, data, authorizeCSP(redirectURI), "no-referrer")
 }
 
 // authorizeFlow holds what the two authorize handlers share.

@@ -56,20 +56,27 @@ func cssHash(css string) string {
 }
 
 // renderPage writes an HTML page with the headers every admin page carries.
+// Its referrer policy is same-origin, not no-referrer: with no-referrer
+// browsers send "Origin: null" on the pages' own form posts, which the
+// CSRF check (rightly) refuses.
 func renderPage(c echo.Context, status int, name string, data any) error {
+	return renderHTML(c, status, name, data, pageCSP, "same-origin")
+}
+
+// renderHTML renders template name and writes it with the headers every
+// page of the service carries: its CSP, no caching, no framing, no
+// sniffing, and its referrer policy.
+func renderHTML(c echo.Context, status int, name string, data any, csp, referrer string) error {
 	var buf bytes.Buffer
 	if err := pages.ExecuteTemplate(&buf, name, data); err != nil {
 		return fmt.Errorf("render %s: %w", name, err)
 	}
 	h := c.Response().Header()
-	h.Set("Content-Security-Policy", pageCSP)
+	h.Set("Content-Security-Policy", csp)
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
-	// same-origin, not no-referrer: with no-referrer browsers send
-	// "Origin: null" on the pages' own form posts, which the CSRF check
-	// (rightly) refuses.
-	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Referrer-Policy", referrer)
 	return c.HTMLBlob(status, buf.Bytes())
 }
 

@@ -254,16 +254,7 @@ func (s *Service) SignIn(ctx context.Context, login, password, clientAddr string
 	}
 	st := &requestState{}
 	u, err := s.authenticate(context.WithValue(ctx, stateKey{}, st), login, password)
-	outcome := Unchecked
-	switch {
-	case err == nil:
-		outcome = Succeeded
-	case st.authFailed:
-		outcome = Failed
-	}
-	if serr := attempt.Settle(ctx, outcome); serr != nil {
-		s.log.WarnContext(ctx, "settle sign-in attempt", "err", serr)
-	}
+	s.settleLogin(ctx, attempt, st, err)
 	return u, st.authTime, err
 }
 

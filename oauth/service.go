@@ -366,16 +366,7 @@ func (s *Service) Token(ctx context.Context, r *http.Request, clientAddr string)
 	st := &requestState{}
 	res, err := s.issue(ctx, r, st)
 	if attempt != nil {
-		outcome := Unchecked
-		switch {
-		case err == nil:
-			outcome = Succeeded
-		case st.authFailed:
-			outcome = Failed
-		}
-		if serr := attempt.Settle(ctx, outcome); serr != nil {
-			s.log.WarnContext(ctx, "settle login attempt", "err", serr)
-		}
+		s.settleLogin(ctx, attempt, st, err)
 	}
 	if err != nil {
 		return TokenResult{}, err
@@ -386,6 +377,23 @@ func (s *Service) Token(ctx context.Context, r *http.Request, clientAddr string)
 // reserveLogin counts a password attempt in the throttle. The username
 // bucket is the account's when the login (username or email) names one,
 // so that alternating them does not double the allowance.
+// settleLogin records how a reserved login attempt ended (the password
+// grant's or the sign-in page's): succeeded when err is nil, failed when
+// the password was checked and wrong, otherwise unchecked (the request
+// failed before or beside the password check, which counts nothing).
+func (s *Service) settleLogin(ctx context.Context, attempt *Attempt, st *requestState, err error) {
+	outcome := Unchecked
+	switch {
+	case err == nil:
+		outcome = Succeeded
+	case st.authFailed:
+		outcome = Failed
+	}
+	if serr := attempt.Settle(ctx, outcome); serr != nil {
+		s.log.WarnContext(ctx, "settle login attempt", "err", serr)
+	}
+}
+
 func (s *Service) reserveLogin(ctx context.Context, login, clientAddr string) (*Attempt, error) {
 	var u *bff.User
 	if s.cfg.Throttle.PerUsername > 0 {

@@ -404,25 +404,16 @@ func (s *Store) ApplyTokenOps(_ context.Context, ops []store.TokenOp) error {
 			s.refresh[t.Signature] = t
 		case store.MarkRefreshRotated:
 			t := s.refresh[op.Signature]
-			if t.RotatedAt == nil {
-				at := op.At
-				t.RotatedAt = &at
-				s.refresh[op.Signature] = t
-			}
+			stamp(&t.RotatedAt, op.At)
+			s.refresh[op.Signature] = t
 		case store.RevokeRefreshToken:
 			t := s.refresh[op.Signature]
-			if t.RevokedAt == nil {
-				at := op.At
-				t.RevokedAt = &at
-				s.refresh[op.Signature] = t
-			}
+			stamp(&t.RevokedAt, op.At)
+			s.refresh[op.Signature] = t
 		case store.RevokeAccessToken:
 			t := s.access[op.Signature]
-			if t.RevokedAt == nil {
-				at := op.At
-				t.RevokedAt = &at
-				s.access[op.Signature] = t
-			}
+			stamp(&t.RevokedAt, op.At)
+			s.access[op.Signature] = t
 			if t.JTI != "" {
 				s.revokedJTIs[t.JTI] = t.ExpiresAt
 			}
@@ -792,4 +783,12 @@ func (s *Store) ResetLoginFailures(_ context.Context, key string) error {
 	defer s.mu.Unlock()
 	delete(s.failures, key)
 	return nil
+}
+
+// stamp sets *p to at unless it is set: a rotation or a revocation keeps
+// its first time.
+func stamp(p **time.Time, at time.Time) {
+	if *p == nil {
+		*p = &at
+	}
 }
