@@ -99,6 +99,9 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "suite" {
+		return runSuite(ctx, args[1:], stdout)
+	}
 	cfg, err := parseFlags(args, stdout)
 	if err != nil {
 		return err
