@@ -123,12 +123,14 @@ func (r row) medianOf(f func(summary) float64) float64 {
 	return median(v)
 }
 
-func (r row) rps() float64   { return r.medianOf(func(s summary) float64 { return s.RPS }) }
-func (r row) p50() float64   { return r.medianOf(func(s summary) float64 { return s.P50ms }) }
-func (r row) p99() float64   { return r.medianOf(func(s summary) float64 { return s.P99ms }) }
-func (r row) cpu() float64   { return median(r.CPUms) }
-func (r row) requests() int  { return sumRuns(r.Runs, func(s summary) int { return s.Requests }) }
-func (r row) errorsN() int   { return r.requests() - sumRuns(r.Runs, func(s summary) int { return s.OK }) }
+func (r row) rps() float64  { return r.medianOf(func(s summary) float64 { return s.RPS }) }
+func (r row) p50() float64  { return r.medianOf(func(s summary) float64 { return s.P50ms }) }
+func (r row) p99() float64  { return r.medianOf(func(s summary) float64 { return s.P99ms }) }
+func (r row) cpu() float64  { return median(r.CPUms) }
+func (r row) requests() int { return sumRuns(r.Runs, func(s summary) int { return s.Requests }) }
+func (r row) errorsN() int {
+	return r.requests() - sumRuns(r.Runs, func(s summary) int { return s.OK })
+}
 func (r row) percent() float64 {
 	if r.Bound <= 0 {
 		return 0
