@@ -287,12 +287,11 @@ func runSuite(ctx context.Context, args []string, stdout io.Writer) error {
 	for _, store := range stores {
 		env := serviceEnv(store, dbURL)
 		sr := storeReport{Store: store}
-		var fx *fixtures // on PostgreSQL they outlive a process
 		for _, sc := range suiteScenarios {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			r, err := measureScenario(ctx, cfg, bin, env, store, sc, &fx, logf)
+			r, err := measureScenario(ctx, cfg, bin, env, store, sc, logf)
 			if err != nil {
 				return fmt.Errorf("%s, %s: %w", store, sc.name, err)
 			}
@@ -333,21 +332,22 @@ func runSuite(ctx context.Context, args []string, stdout io.Writer) error {
 
 // measureScenario runs one scenario cfg.runs times in a fresh process.
 func measureScenario(ctx context.Context, cfg suiteConfig, bin string, env []string, store string, sc suiteScenario,
-	fx **fixtures, logf func(string, ...any)) (row, error) {
+	logf func(string, ...any)) (row, error) {
 	svc, err := startService(ctx, bin, env)
 	if err != nil {
 		return row{}, err
 	}
 	defer svc.stop()
-	if *fx == nil || store == "memory" {
-		f, err := createFixtures(ctx, svc, cfg.concurrency)
-		if err != nil {
-			return row{}, err
-		}
-		*fx = &f
+	users := 1
+	if sc.users {
+		users = cfg.concurrency
+	}
+	fx, err := createFixtures(ctx, svc, users)
+	if err != nil {
+		return row{}, err
 	}
 	t := newTarget(config{baseURL: svc.public, concurrency: cfg.concurrency})
-	calls, err := sc.prepare(ctx, t, **fx, cfg.concurrency)
+	calls, err := sc.prepare(ctx, t, fx, cfg.concurrency)
 	if err != nil {
 		return row{}, fmt.Errorf("prepare: %w", err)
 	}
@@ -605,7 +605,9 @@ func (l *lineTail) String() string {
 // createFixtures makes the public and the confidential client and n users
 // through the admin API.
 func createFixtures(ctx context.Context, s *service, n int) (fixtures, error) {
-	fx := fixtures{mobile: "bench-mobile", backend: "bench-backend"}
+	// Names of their own: on PostgreSQL the database outlives a process.
+	run := randomHex(3)
+	fx := fixtures{mobile: "bench-mobile-" + run, backend: "bench-backend-" + run}
 	enabled := true
 	if _, err := s.adminPost(ctx, "/admin/clients", map[string]any{"client_id": fx.mobile, "name": "Bench mobile app",
 		"public": true, "grant_types": []string{"password", "refresh_token"}, "scopes": []string{"read", "email", "profile"},
@@ -627,7 +629,7 @@ func createFixtures(ctx context.Context, s *service, n int) (fixtures, error) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 4) // each creation hashes a password
 	for i := range fx.users {
-		fx.users[i] = benchUser{username: fmt.Sprintf("bench-user-%03d", i), password: "bench-password-" + randomHex(8)}
+		fx.users[i] = benchUser{username: fmt.Sprintf("bench-%s-%03d", run, i), password: "bench-password-" + randomHex(8)}
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
