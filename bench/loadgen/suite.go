@@ -293,7 +293,10 @@ func runSuite(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 			r, err := measureScenario(ctx, cfg, bin, env, store, sc, logf)
 			if err != nil {
-				return fmt.Errorf("%s, %s: %w", store, sc.name, err)
+				// One scenario that cannot run is a line of the report,
+				// not the end of a twenty-minute run.
+				logf("%-9s %s: %v", store, sc.name, err)
+				r = row{Scenario: sc.name, Failed: oneLine(err)}
 			}
 			if sc.name == suiteScenarios[0].name && store == "memory" {
 				rep.Bounds.Loadgen = r.rps()
@@ -308,11 +311,13 @@ func runSuite(ctx context.Context, args []string, stdout io.Writer) error {
 			sr.Rows = append(sr.Rows, r)
 		}
 		if err := measureRSS(ctx, cfg, bin, env, &sr, logf); err != nil {
-			return fmt.Errorf("%s, RSS: %w", store, err)
+			logf("%-9s RSS: %v", store, err)
+			sr.Failed = append(sr.Failed, "RSS: "+oneLine(err))
 		}
 		if store == "memory" {
 			if err := measureTokenBytes(ctx, cfg, bin, env, &sr, logf); err != nil {
-				return fmt.Errorf("%s, bytes per token: %w", store, err)
+				logf("%-9s bytes per token: %v", store, err)
+				sr.Failed = append(sr.Failed, "bytes per token: "+oneLine(err))
 			}
 		}
 		rep.Stores = append(rep.Stores, sr)
@@ -398,26 +403,37 @@ func measureRSS(ctx context.Context, cfg suiteConfig, bin string, env []string, 
 		return err
 	}
 	t := newTarget(config{baseURL: svc.public, concurrency: cfg.concurrency})
-	var next atomic.Int64
+	// Each login is tried until it succeeds: the service answers a burst
+	// beyond its password-hash queue with 503, and the reading is of
+	// cfg.logins logins that happened.
+	var next, refused, lost atomic.Int64
 	var wg sync.WaitGroup
-	var failed atomic.Int64
 	for w := range cfg.concurrency {
 		wg.Go(func() {
 			tu := *t
 			u := fx.users[w%len(fx.users)]
 			tu.cfg.username, tu.cfg.password = u.username, u.password
 			for next.Add(1) <= int64(cfg.logins) {
-				if _, err := tu.login(ctx, fx.mobile, "bearer"); err != nil {
-					failed.Add(1)
+				ok := false
+				for try := 0; try < 20 && !ok && ctx.Err() == nil; try++ {
+					if _, err := tu.login(ctx, fx.mobile, "bearer"); err != nil {
+						refused.Add(1)
+						time.Sleep(500 * time.Millisecond)
+						continue
+					}
+					ok = true
+				}
+				if !ok {
+					lost.Add(1)
 				}
 			}
 		})
 	}
 	wg.Wait()
-	if n := failed.Load(); n > 0 {
-		return fmt.Errorf("%d of %d logins failed", n, cfg.logins)
+	if n := lost.Load(); n > 0 {
+		return fmt.Errorf("%d of %d logins failed 20 times", n, cfg.logins)
 	}
-	sr.Logins = cfg.logins
+	sr.Logins, sr.LoginsRefused = cfg.logins, int(refused.Load())
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
@@ -468,17 +484,18 @@ func measureTokenBytes(ctx context.Context, cfg suiteConfig, bin string, env []s
 		})
 	}
 	wg.Wait()
-	if n := failed.Load(); n > 0 {
-		return fmt.Errorf("%d of %d token requests failed", n, cfg.tokens)
+	issued := cfg.tokens - int(failed.Load()) // a refused request stores no token
+	if issued <= 0 {
+		return fmt.Errorf("all %d token requests failed", cfg.tokens)
 	}
 	time.Sleep(2 * time.Second)
 	after, err := processMemory(svc.pid)
 	if err != nil {
 		return err
 	}
-	sr.TokensIssued, sr.TokenRSSDelta = cfg.tokens, after.RSS-before.RSS
-	sr.BytesPerToken = round(float64(sr.TokenRSSDelta)/float64(cfg.tokens), 0)
-	logf("%-9s %d tokens: RSS %.1f → %.1f MiB, %.0f bytes per token", sr.Store, cfg.tokens, mib(before.RSS), mib(after.RSS), sr.BytesPerToken)
+	sr.TokensIssued, sr.TokenRSSDelta = issued, after.RSS-before.RSS
+	sr.BytesPerToken = round(float64(sr.TokenRSSDelta)/float64(issued), 0)
+	logf("%-9s %d tokens: RSS %.1f → %.1f MiB, %.0f bytes per token", sr.Store, issued, mib(before.RSS), mib(after.RSS), sr.BytesPerToken)
 	return nil
 }
 
@@ -600,6 +617,12 @@ func (l *lineTail) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return strings.Join(l.lines, "\n")
+}
+
+// oneLine is an error's first line, for a table cell.
+func oneLine(err error) string {
+	first, _, _ := strings.Cut(err.Error(), "\n")
+	return strings.ReplaceAll(first, "|", "/")
 }
 
 // createFixtures makes the public and the confidential client and n users

@@ -87,14 +87,17 @@ type storeReport struct {
 	RSSIdle       int64 // bytes, right after start-up
 	RSSAfterLogin int64 // after the users' creation, 100 logins and the idle wait
 	Logins        int
+	LoginsRefused int     // answers (503) to login attempts that were tried again
 	BytesPerToken float64 // in-memory store: RSS delta / tokens; 0 if not measured
 	TokenRSSDelta int64
 	TokensIssued  int
+	Failed        []string // measurements that could not be made, and why
 }
 
 // row is one scenario on one store: medians over the runs, errors summed.
 type row struct {
 	Scenario  string
+	Failed    string // why the scenario could not run; the rest is empty
 	Runs      []summary
 	CPUms     []float64 // per run
 	PeakRSS   int64     // bytes, the highest of the runs
@@ -218,6 +221,10 @@ func renderReport(w io.Writer, r report) error {
 		p("| scenario | req/s | p50 ms | p99 ms | CPU ms/req | peak RSS MiB | errors | bound | %% of bound |\n")
 		p("|---|--:|--:|--:|--:|--:|---|---|--:|\n")
 		for _, row := range s.Rows {
+			if row.Failed != "" {
+				p("| %s | — | — | — | — | — | did not run: %s | — | — |\n", row.Scenario, row.Failed)
+				continue
+			}
 			boundText, pct := "—", "—"
 			if row.Bound > 0 {
 				boundText = fmt.Sprintf("%s: %.0f", row.BoundKind, row.Bound)
@@ -228,12 +235,19 @@ func renderReport(w io.Writer, r report) error {
 		}
 		p("\n")
 		p("- RSS idle (fresh process, nothing done yet): **%.1f MiB**\n", mib(s.RSSIdle))
-		p("- RSS after creating the users, %d logins and %s idle: **%.1f MiB**\n", s.Logins, r.IdleWait, mib(s.RSSAfterLogin))
+		p("- RSS after creating the users, %d logins and %s idle: **%.1f MiB**", s.Logins, r.IdleWait, mib(s.RSSAfterLogin))
+		if s.LoginsRefused > 0 {
+			p(" (%d login attempts were refused on the way and tried again)", s.LoginsRefused)
+		}
+		p("\n")
 		var peak int64
 		for _, row := range s.Rows {
 			peak = max(peak, row.PeakRSS)
 		}
 		p("- RSS peak under any scenario: **%.1f MiB**\n", mib(peak))
+		for _, f := range s.Failed {
+			p("- not measured: %s\n", f)
+		}
 		if s.TokensIssued > 0 {
 			p("- in-memory store: %d live opaque tokens (client credentials) raised RSS by %.1f MiB: **%.0f bytes per live token**\n",
 				s.TokensIssued, mib(s.TokenRSSDelta), s.BytesPerToken)
