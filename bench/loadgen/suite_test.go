@@ -158,8 +158,11 @@ func TestRenderReport(t *testing.T) {
 				{Scenario: "password grant", Runs: withErrors, CPUms: []float64{90, 95, 100}, PeakRSS: 130 << 20,
 					BoundKind: boundArgon2id, Bound: 20.5},
 				{Scenario: "loadgen ceiling: GET /healthz", Runs: runs(10000), CPUms: []float64{0.05}, PeakRSS: 25 << 20},
+				{Scenario: "introspection, opaque", Failed: "prepare: log in: 503"},
 			},
-			RSSIdle: 24 << 20, RSSAfterLogin: 62 << 20, Logins: 100,
+			Failed:        []string{"bytes per token: all 20 token requests failed"},
+			LoginsRefused: 31,
+			RSSIdle:       24 << 20, RSSAfterLogin: 62 << 20, Logins: 100,
 			TokensIssued: 20000, TokenRSSDelta: 40 << 20, BytesPerToken: 2097,
 		}},
 	}
@@ -185,7 +188,9 @@ func TestRenderReport(t *testing.T) {
 		"| password grant | 19 | 0.02 | 0.19 | 95.000 | 130.0 | 429: 2, transport: 1 | argon2id: 20 | 93 % |",
 		"| loadgen ceiling: GET /healthz | 10000 | 10.00 | 100.00 | 0.050 | 25.0 | 0 | — | — |",
 		"- RSS idle (fresh process, nothing done yet): **24.0 MiB**",
-		"- RSS after creating the users, 100 logins and 1m0s idle: **62.0 MiB**",
+		"- RSS after creating the users, 100 logins and 1m0s idle: **62.0 MiB** (31 login attempts were refused on the way and tried again)",
+		"| introspection, opaque | — | — | — | — | — | did not run: prepare: log in: 503 | — | — |",
+		"- not measured: bytes per token: all 20 token requests failed",
 		"- RSS peak under any scenario: **130.0 MiB**",
 		"20000 live opaque tokens (client credentials) raised RSS by 40.0 MiB: **2097 bytes per live token**",
 	} {
