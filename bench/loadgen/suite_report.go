@@ -126,27 +126,15 @@ func (r row) medianOf(f func(summary) float64) float64 {
 	return median(v)
 }
 
-func (r row) rps() float64  { return r.medianOf(func(s summary) float64 { return s.RPS }) }
-func (r row) p50() float64  { return r.medianOf(func(s summary) float64 { return s.P50ms }) }
-func (r row) p99() float64  { return r.medianOf(func(s summary) float64 { return s.P99ms }) }
-func (r row) cpu() float64  { return median(r.CPUms) }
-func (r row) requests() int { return sumRuns(r.Runs, func(s summary) int { return s.Requests }) }
-func (r row) errorsN() int {
-	return r.requests() - sumRuns(r.Runs, func(s summary) int { return s.OK })
-}
+func (r row) rps() float64 { return r.medianOf(func(s summary) float64 { return s.RPS }) }
+func (r row) p50() float64 { return r.medianOf(func(s summary) float64 { return s.P50ms }) }
+func (r row) p99() float64 { return r.medianOf(func(s summary) float64 { return s.P99ms }) }
+func (r row) cpu() float64 { return median(r.CPUms) }
 func (r row) percent() float64 {
 	if r.Bound <= 0 {
 		return 0
 	}
 	return r.rps() / r.Bound * 100
-}
-
-func sumRuns(runs []summary, f func(summary) int) int {
-	n := 0
-	for _, s := range runs {
-		n += f(s)
-	}
-	return n
 }
 
 // errorText is the errors of all runs by label, or "0".
