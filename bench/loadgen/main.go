@@ -4,8 +4,9 @@
 // errors by status, throughput and latency percentiles, and a one-line JSON
 // summary for scripts.
 //
-// It uses the standard library only, so that it builds wherever the service
-// does. See bench/README.md.
+// `loadgen suite` runs every scenario against service processes it builds
+// and starts itself, in memory and on PostgreSQL, measures the machine's
+// bounds and writes docs/performance.md (suite.go). See bench/README.md.
 package main
 
 import (
@@ -62,7 +63,8 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&cfg.baseURL, "url", "http://127.0.0.1:8080", "base URL of the running service")
-	fs.StringVar(&cfg.scenario, "scenario", "", "what to send: "+strings.Join(scenarioNames(), ", "))
+	fs.StringVar(&cfg.scenario, "scenario", "", "what to send: "+strings.Join(scenarioNames(), ", ")+
+		" (or `loadgen suite -h`: every scenario against a service it starts)")
 	fs.IntVar(&cfg.concurrency, "c", 8, "concurrent workers (one connection each)")
 	fs.DurationVar(&cfg.duration, "d", 10*time.Second, "how long to send requests")
 	fs.StringVar(&cfg.clientID, "client-id", "", "client of the measured requests (default "+demoMobileClient+
@@ -99,6 +101,9 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "suite" {
+		return runSuite(ctx, args[1:], stdout)
+	}
 	cfg, err := parseFlags(args, stdout)
 	if err != nil {
 		return err

@@ -1,0 +1,746 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// The suite: `loadgen suite` builds the service, starts it once per
+// scenario (in memory, and on PostgreSQL with a database of its own),
+// creates its clients and users through the admin API, measures every
+// scenario and the machine's bounds, and writes docs/performance.md.
+
+type suiteConfig struct {
+	concurrency int
+	duration    time.Duration
+	warmup      time.Duration
+	runs        int
+	smoke       bool
+	databaseURL string
+	out         string
+	idleWait    time.Duration
+	tokens      int
+	logins      int
+	boundTime   time.Duration
+	bin         string
+}
+
+func parseSuiteFlags(args []string, out io.Writer) (suiteConfig, error) {
+	var cfg suiteConfig
+	fs := flag.NewFlagSet("loadgen suite", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.IntVar(&cfg.concurrency, "c", 50, "concurrent connections of every scenario")
+	fs.DurationVar(&cfg.duration, "d", 15*time.Second, "duration of one run of a scenario (smoke: 1.5s)")
+	fs.IntVar(&cfg.runs, "runs", 3, "runs per scenario; the report has their medians (smoke: 1)")
+	fs.BoolVar(&cfg.smoke, "smoke", false, "a quick pass to show the suite works: short runs, one each, a temp file as output")
+	fs.StringVar(&cfg.databaseURL, "database-url", os.Getenv("BFF_BENCH_DATABASE_URL"),
+		"PostgreSQL server to create (and drop) a bench database on; empty = in-memory store only (default $BFF_BENCH_DATABASE_URL)")
+	fs.StringVar(&cfg.out, "out", "", "report file (default docs/performance.md; smoke: a temp file)")
+	fs.DurationVar(&cfg.idleWait, "idle-wait", time.Minute, "idle time after the logins before the RSS reading (smoke: 1s)")
+	fs.IntVar(&cfg.tokens, "tokens", 20000, "tokens issued to measure the in-memory store's bytes per token (smoke: 2000)")
+	fs.IntVar(&cfg.logins, "logins", 100, "logins before the after-login RSS reading")
+	fs.DurationVar(&cfg.boundTime, "bound-time", 3*time.Second, "how long each bound is measured (smoke: 300ms)")
+	fs.StringVar(&cfg.bin, "bin", "", "a built mobile-auth-bff to run (default: build ./cmd/mobile-auth-bff)")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if cfg.smoke {
+		defaults := map[string]func(){
+			"d":          func() { cfg.duration = 1500 * time.Millisecond },
+			"runs":       func() { cfg.runs = 1 },
+			"idle-wait":  func() { cfg.idleWait = time.Second },
+			"tokens":     func() { cfg.tokens = 2000 },
+			"bound-time": func() { cfg.boundTime = 300 * time.Millisecond },
+		}
+		for name, apply := range defaults {
+			if !set[name] {
+				apply()
+			}
+		}
+	}
+	cfg.warmup = min(time.Second, cfg.duration/10)
+	if cfg.smoke {
+		cfg.warmup = 0
+	}
+	switch {
+	case fs.NArg() > 0:
+		return cfg, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	case cfg.concurrency < 1:
+		return cfg, errors.New("-c must be at least 1")
+	case cfg.duration <= 0 || cfg.boundTime <= 0:
+		return cfg, errors.New("-d and -bound-time must be positive")
+	case cfg.runs < 1:
+		return cfg, errors.New("-runs must be at least 1")
+	case cfg.tokens < 1 || cfg.logins < 0 || cfg.idleWait < 0:
+		return cfg, errors.New("-tokens must be positive, -logins and -idle-wait not negative")
+	}
+	return cfg, nil
+}
+
+// suiteScenario is one line of the report.
+type suiteScenario struct {
+	name   string
+	users  bool // logs users in: one user per connection
+	bounds []bound
+	// pgBounds are added on PostgreSQL (a token written per request).
+	pgBounds []bound
+	prepare  func(ctx context.Context, t *target, fx fixtures, workers int) ([]call, error)
+}
+
+var suiteScenarios = []suiteScenario{
+	{name: "loadgen ceiling: GET /healthz", prepare: statelessSuite(func(t *target) call {
+		return func(ctx context.Context) string { status, _, err := t.get(ctx, "/healthz"); return label(status, err) }
+	})},
+	{name: "client_credentials → opaque", pgBounds: []bound{boundCommit}, prepare: confidential(statelessSuite(clientCredentials("bearer")))},
+	{name: "refresh → opaque (a rotation chain per connection)", users: true, pgBounds: []bound{boundCommit}, prepare: perUser(refreshChains("bearer"))},
+	{name: "client_credentials → JWT RS256", bounds: []bound{boundRS256}, prepare: confidential(statelessSuite(clientCredentials("jwt")))},
+	{name: "refresh → JWT RS256 (a rotation chain per connection)", users: true, bounds: []bound{boundRS256}, pgBounds: []bound{boundCommit}, prepare: perUser(refreshChains("jwt"))},
+	{name: "introspection, opaque", prepare: introspectSuite("bearer")},
+	{name: "introspection, JWT", prepare: introspectSuite("jwt")},
+	{name: "/api/me, opaque", prepare: meSuite("bearer")},
+	{name: "/api/me, JWT", prepare: meSuite("jwt")},
+	{name: "password grant → opaque, a distinct user per connection", users: true, bounds: []bound{boundArgon2id}, pgBounds: []bound{boundCommit}, prepare: perUser(func(ctx context.Context, t *target, workers int) ([]call, error) {
+		return same(passwordGrant("bearer"))(ctx, t, workers)
+	})},
+}
+
+func statelessSuite(newCall func(*target) call) func(context.Context, *target, fixtures, int) ([]call, error) {
+	return func(ctx context.Context, t *target, _ fixtures, workers int) ([]call, error) {
+		return same(newCall)(ctx, t, workers)
+	}
+}
+
+// confidential has the calls authenticate as the suite's backend client.
+func confidential(prepare func(context.Context, *target, fixtures, int) ([]call, error)) func(context.Context, *target, fixtures, int) ([]call, error) {
+	return func(ctx context.Context, t *target, fx fixtures, workers int) ([]call, error) {
+		tc := *t
+		tc.cfg.clientID, tc.cfg.clientSecret = fx.backend, fx.secret
+		return prepare(ctx, &tc, fx, workers)
+	}
+}
+
+// perUser prepares one worker at a time as its own user of the public client.
+func perUser(prepare func(context.Context, *target, int) ([]call, error)) func(context.Context, *target, fixtures, int) ([]call, error) {
+	return func(ctx context.Context, t *target, fx fixtures, workers int) ([]call, error) {
+		calls := make([]call, 0, workers)
+		for i := range workers {
+			tu := *t
+			u := fx.users[i%len(fx.users)]
+			tu.cfg.clientID, tu.cfg.username, tu.cfg.password = fx.mobile, u.username, u.password
+			c, err := prepare(ctx, &tu, 1)
+			if err != nil {
+				return nil, err
+			}
+			calls = append(calls, c...)
+		}
+		return calls, nil
+	}
+}
+
+func introspectSuite(format string) func(context.Context, *target, fixtures, int) ([]call, error) {
+	return func(ctx context.Context, t *target, fx fixtures, workers int) ([]call, error) {
+		tc := *t
+		tc.cfg.clientID, tc.cfg.clientSecret, tc.cfg.tokenClientID = fx.backend, fx.secret, fx.mobile
+		tc.cfg.username, tc.cfg.password = fx.users[0].username, fx.users[0].password
+		return introspection(format)(ctx, &tc, workers)
+	}
+}
+
+func meSuite(format string) func(context.Context, *target, fixtures, int) ([]call, error) {
+	return func(ctx context.Context, t *target, fx fixtures, workers int) ([]call, error) {
+		tc := *t
+		tc.cfg.username, tc.cfg.password = fx.users[0].username, fx.users[0].password
+		tok, err := tc.login(ctx, fx.mobile, format)
+		if err != nil {
+			return nil, err
+		}
+		if got := strings.Count(tok.AccessToken, "."); (format == "jwt") != (got == 2) {
+			return nil, fmt.Errorf("asked for a %s access token, got one with %d dots", format, got)
+		}
+		authz := "Bearer " + tok.AccessToken
+		c := func(ctx context.Context) string {
+			status, _, err := tc.getWith(ctx, "/api/me", authz)
+			return label(status, err)
+		}
+		return same(func(*target) call { return c })(ctx, &tc, workers)
+	}
+}
+
+// fixtures are the clients and users the suite made through the admin API.
+type fixtures struct {
+	mobile  string // public client: password and refresh grants
+	backend string // confidential: client credentials, introspection
+	secret  string
+	users   []benchUser
+}
+
+type benchUser struct{ username, password string }
+
+func runSuite(ctx context.Context, args []string, stdout io.Writer) error {
+	cfg, err := parseSuiteFlags(args, stdout)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	if cfg.out == "" {
+		cfg.out = filepath.Join(root, "docs", "performance.md")
+		if cfg.smoke {
+			f, err := os.CreateTemp("", "performance-*.md")
+			if err != nil {
+				return err
+			}
+			f.Close()
+			cfg.out = f.Name()
+		}
+	}
+	logf := func(format string, args ...any) { fmt.Fprintf(stdout, format+"\n", args...) }
+
+	rep := report{Date: time.Now(), Commit: gitCommit(root), GoVersion: runtime.Version(), Cores: runtime.NumCPU(),
+		LoadBefore: loadAverage(), Smoke: cfg.smoke, Concurrency: cfg.concurrency, Duration: cfg.duration, Runs: cfg.runs,
+		IdleWait: cfg.idleWait, Tokens: cfg.tokens}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		rep.CPU = cpuModel(string(b))
+	}
+
+	bin := cfg.bin
+	if bin == "" {
+		dir, err := os.MkdirTemp("", "bff-suite-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		bin = filepath.Join(dir, "mobile-auth-bff")
+		logf("building %s", bin)
+		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/mobile-auth-bff")
+		build.Dir, build.Stdout, build.Stderr = root, stdout, stdout
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("build the service: %w", err)
+		}
+	}
+
+	stores := []string{"memory"}
+	var dbURL string
+	if cfg.databaseURL != "" {
+		var drop func()
+		dbURL, drop, err = createDatabase(ctx, cfg.databaseURL)
+		if err != nil {
+			return fmt.Errorf("create the bench database: %w", err)
+		}
+		defer drop()
+		stores = append(stores, "postgres")
+	}
+
+	logf("bounds (%s each)", cfg.boundTime)
+	if rep.Bounds.RS256PerCore, err = rs256PerCore(cfg.boundTime); err != nil {
+		return err
+	}
+	if rep.Bounds.ArgonPerCore, err = argon2idPerCore(cfg.boundTime); err != nil {
+		return err
+	}
+	if dbURL != "" {
+		rep.Bounds.PG = true
+		rep.Bounds.PoolConns = max(4, runtime.NumCPU()) // pgxpool's default MaxConns, which the service keeps
+		if rep.Bounds.Commit1, rep.Bounds.Commit1Latency, err = commitRate(ctx, dbURL, 1, cfg.boundTime); err != nil {
+			return fmt.Errorf("commit rate: %w", err)
+		}
+		if rep.Bounds.CommitPool, _, err = commitRate(ctx, dbURL, rep.Bounds.PoolConns, cfg.boundTime); err != nil {
+			return fmt.Errorf("commit rate: %w", err)
+		}
+		if rep.Bounds.CommitC, _, err = commitRate(ctx, dbURL, cfg.concurrency, cfg.boundTime); err != nil {
+			return fmt.Errorf("commit rate: %w", err)
+		}
+	}
+	logf("  RS256 %.0f/s per core, argon2id %.1f/s per core, commits %.0f/s (1 conn) %.0f/s (%d conns) %.0f/s (%d conns)",
+		rep.Bounds.RS256PerCore, rep.Bounds.ArgonPerCore, rep.Bounds.Commit1, rep.Bounds.CommitPool, rep.Bounds.PoolConns,
+		rep.Bounds.CommitC, cfg.concurrency)
+
+	for _, store := range stores {
+		env := serviceEnv(store, dbURL)
+		sr := storeReport{Store: store}
+		for _, sc := range suiteScenarios {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r, err := measureScenario(ctx, cfg, bin, env, store, sc, logf)
+			if err != nil {
+				// One scenario that cannot run is a line of the report,
+				// not the end of a twenty-minute run.
+				logf("%-9s %s: %v", store, sc.name, err)
+				r = row{Scenario: sc.name, Failed: oneLine(err)}
+			}
+			if sc.name == suiteScenarios[0].name && store == "memory" {
+				rep.Bounds.Loadgen = r.rps()
+			}
+			kinds := append([]bound{boundLoadgen}, sc.bounds...)
+			if store == "postgres" {
+				kinds = append(kinds, sc.pgBounds...)
+			}
+			if sc.name != suiteScenarios[0].name {
+				r.BoundKind, r.Bound = rep.Bounds.tightest(kinds, rep.Cores)
+			}
+			sr.Rows = append(sr.Rows, r)
+		}
+		if err := measureRSS(ctx, cfg, bin, env, &sr, logf); err != nil {
+			logf("%-9s RSS: %v", store, err)
+			sr.Failed = append(sr.Failed, "RSS: "+oneLine(err))
+		}
+		if store == "memory" {
+			if err := measureTokenBytes(ctx, cfg, bin, env, &sr, logf); err != nil {
+				logf("%-9s bytes per token: %v", store, err)
+				sr.Failed = append(sr.Failed, "bytes per token: "+oneLine(err))
+			}
+		}
+		rep.Stores = append(rep.Stores, sr)
+	}
+	rep.LoadAfter = loadAverage()
+
+	var buf bytes.Buffer
+	if err := renderReport(&buf, rep); err != nil {
+		return err
+	}
+	if err := os.WriteFile(cfg.out, buf.Bytes(), 0o644); err != nil {
+		return err
+	}
+	logf("wrote %s", cfg.out)
+	return nil
+}
+
+// measureScenario runs one scenario cfg.runs times in a fresh process.
+func measureScenario(ctx context.Context, cfg suiteConfig, bin string, env []string, store string, sc suiteScenario,
+	logf func(string, ...any)) (row, error) {
+	svc, err := startService(ctx, bin, env)
+	if err != nil {
+		return row{}, err
+	}
+	defer svc.stop()
+	users := 1
+	if sc.users {
+		users = cfg.concurrency
+	}
+	fx, err := createFixtures(ctx, svc, users)
+	if err != nil {
+		return row{}, err
+	}
+	t := newTarget(config{baseURL: svc.public, concurrency: cfg.concurrency})
+	calls, err := sc.prepare(ctx, t, fx, cfg.concurrency)
+	if err != nil {
+		return row{}, fmt.Errorf("prepare: %w", err)
+	}
+	if l := calls[0](ctx); l != "" {
+		return row{}, fmt.Errorf("first request failed: %s", l)
+	}
+	if cfg.warmup > 0 {
+		drive(ctx, calls, cfg.warmup)
+	}
+	r := row{Scenario: sc.name}
+	for i := range cfg.runs {
+		cpu0, err := processCPU(svc.pid)
+		if err != nil {
+			return r, err
+		}
+		peak := samplePeak(svc.pid, 50*time.Millisecond)
+		recs, elapsed := drive(ctx, calls, cfg.duration)
+		r.PeakRSS = max(r.PeakRSS, peak.end())
+		cpu1, err := processCPU(svc.pid)
+		if err != nil {
+			return r, err
+		}
+		s := summarize(sc.name, cfg.concurrency, elapsed, recs)
+		cpu := cpuPerRequest(cpu0, cpu1, s.Requests)
+		r.Runs, r.CPUms = append(r.Runs, s), append(r.CPUms, cpu)
+		logf("%-9s %-58s run %d: %7.0f req/s  p50 %7.2fms  p99 %7.2fms  cpu %.3fms/req  errors %s",
+			store, sc.name, i+1, s.RPS, s.P50ms, s.P99ms, cpu, formatErrors(s.Errors))
+	}
+	return r, nil
+}
+
+// measureRSS: a fresh process idle, then the users' creation, logins and
+// the idle wait.
+func measureRSS(ctx context.Context, cfg suiteConfig, bin string, env []string, sr *storeReport, logf func(string, ...any)) error {
+	svc, err := startService(ctx, bin, env)
+	if err != nil {
+		return err
+	}
+	defer svc.stop()
+	time.Sleep(time.Second)
+	m, err := processMemory(svc.pid)
+	if err != nil {
+		return err
+	}
+	sr.RSSIdle = m.RSS
+	fx, err := createFixtures(ctx, svc, cfg.concurrency)
+	if err != nil {
+		return err
+	}
+	t := newTarget(config{baseURL: svc.public, concurrency: cfg.concurrency})
+	// Each login is tried until it succeeds: the service answers a burst
+	// beyond its password-hash queue with 503, and the reading is of
+	// cfg.logins logins that happened.
+	var next, refused, lost atomic.Int64
+	var wg sync.WaitGroup
+	for w := range cfg.concurrency {
+		wg.Go(func() {
+			tu := *t
+			u := fx.users[w%len(fx.users)]
+			tu.cfg.username, tu.cfg.password = u.username, u.password
+			for next.Add(1) <= int64(cfg.logins) {
+				ok := false
+				for try := 0; try < 20 && !ok && ctx.Err() == nil; try++ {
+					if _, err := tu.login(ctx, fx.mobile, "bearer"); err != nil {
+						refused.Add(1)
+						time.Sleep(500 * time.Millisecond)
+						continue
+					}
+					ok = true
+				}
+				if !ok {
+					lost.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := lost.Load(); n > 0 {
+		return fmt.Errorf("%d of %d logins failed 20 times", n, cfg.logins)
+	}
+	sr.Logins, sr.LoginsRefused = cfg.logins, int(refused.Load())
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(cfg.idleWait):
+	}
+	if m, err = processMemory(svc.pid); err != nil {
+		return err
+	}
+	sr.RSSAfterLogin = m.RSS
+	logf("%-9s RSS idle %.1f MiB, after %d logins and %s idle %.1f MiB", sr.Store, mib(sr.RSSIdle), cfg.logins, cfg.idleWait, mib(sr.RSSAfterLogin))
+	return nil
+}
+
+// measureTokenBytes issues cfg.tokens opaque tokens to a fresh in-memory
+// process and divides the RSS growth by them.
+func measureTokenBytes(ctx context.Context, cfg suiteConfig, bin string, env []string, sr *storeReport, logf func(string, ...any)) error {
+	svc, err := startService(ctx, bin, env)
+	if err != nil {
+		return err
+	}
+	defer svc.stop()
+	fx, err := createFixtures(ctx, svc, 0)
+	if err != nil {
+		return err
+	}
+	t := newTarget(config{baseURL: svc.public, concurrency: cfg.concurrency, clientID: fx.backend, clientSecret: fx.secret})
+	c := clientCredentials("bearer")(t)
+	// A few first, so that the pools and buffers of serving are in the baseline.
+	for range 50 {
+		if l := c(ctx); l != "" {
+			return fmt.Errorf("client credentials: %s", l)
+		}
+	}
+	time.Sleep(time.Second)
+	before, err := processMemory(svc.pid)
+	if err != nil {
+		return err
+	}
+	var next, failed atomic.Int64
+	var wg sync.WaitGroup
+	for range cfg.concurrency {
+		wg.Go(func() {
+			for next.Add(1) <= int64(cfg.tokens) {
+				if c(ctx) != "" {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	issued := cfg.tokens - int(failed.Load()) // a refused request stores no token
+	if issued <= 0 {
+		return fmt.Errorf("all %d token requests failed", cfg.tokens)
+	}
+	time.Sleep(2 * time.Second)
+	after, err := processMemory(svc.pid)
+	if err != nil {
+		return err
+	}
+	sr.TokensIssued, sr.TokenRSSDelta = issued, after.RSS-before.RSS
+	sr.BytesPerToken = round(float64(sr.TokenRSSDelta)/float64(issued), 0)
+	logf("%-9s %d tokens: RSS %.1f → %.1f MiB, %.0f bytes per token", sr.Store, issued, mib(before.RSS), mib(after.RSS), sr.BytesPerToken)
+	return nil
+}
+
+// The suite's service configuration. The admin token and secret are made
+// up per run and never printed.
+var (
+	suiteAdminToken = randomHex(24)
+	suiteSecret     = randomHex(32)
+)
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+func serviceEnv(store, dbURL string) []string {
+	env := []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
+		"BFF_ADDR=127.0.0.1:0", "BFF_ADMIN_ADDR=127.0.0.1:0", "BFF_ISSUER=http://127.0.0.1:8080",
+		"BFF_ADMIN_TOKEN=" + suiteAdminToken, "BFF_SECRET=" + suiteSecret, "BFF_LOG_LEVEL=info",
+	}
+	if store == "postgres" {
+		env = append(env, "BFF_DATABASE_URL="+dbURL)
+	}
+	return env
+}
+
+// service is a running mobile-auth-bff.
+type service struct {
+	cmd           *exec.Cmd
+	pid           int
+	public, admin string
+	done          chan struct{}
+	tail          *lineTail
+}
+
+var listeningRe = regexp.MustCompile(`"msg":"listening","listener":"(public|admin)","addr":"([^"]+)"`)
+
+func startService(ctx context.Context, bin string, env []string) (*service, error) {
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = env
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &service{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), tail: &lineTail{}}
+	addrs := make(chan [2]string, 2)
+	go func() {
+		// Read the log to the end: a service that cannot write it blocks.
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		for sc.Scan() {
+			line := sc.Text()
+			if m := listeningRe.FindStringSubmatch(line); m != nil {
+				addrs <- [2]string{m[1], "http://" + m[2]}
+			}
+			s.tail.add(line)
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	go func() {
+		_ = cmd.Wait()
+		pw.Close()
+		close(s.done)
+	}()
+	timeout := time.After(2 * time.Minute)
+	for s.public == "" || s.admin == "" {
+		select {
+		case a := <-addrs:
+			if a[0] == "public" {
+				s.public = a[1]
+			} else {
+				s.admin = a[1]
+			}
+		case <-s.done:
+			return nil, fmt.Errorf("the service exited before listening:\n%s", s.tail)
+		case <-timeout:
+			s.stop()
+			return nil, fmt.Errorf("the service did not start:\n%s", s.tail)
+		case <-ctx.Done():
+			s.stop()
+			return nil, ctx.Err()
+		}
+	}
+	return s, nil
+}
+
+// stop ends the service gracefully, or kills it after 30 s.
+func (s *service) stop() {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+// lineTail keeps the last lines of the service's log for error messages.
+type lineTail struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *lineTail) add(line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, line)
+	if len(l.lines) > 20 {
+		l.lines = l.lines[1:]
+	}
+}
+
+func (l *lineTail) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
+// oneLine is an error's first line, for a table cell.
+func oneLine(err error) string {
+	first, _, _ := strings.Cut(err.Error(), "\n")
+	return strings.ReplaceAll(first, "|", "/")
+}
+
+// createFixtures makes the public and the confidential client and n users
+// through the admin API.
+func createFixtures(ctx context.Context, s *service, n int) (fixtures, error) {
+	// Names of their own: on PostgreSQL the database outlives a process.
+	run := randomHex(3)
+	fx := fixtures{mobile: "bench-mobile-" + run, backend: "bench-backend-" + run}
+	enabled := true
+	if _, err := s.adminPost(ctx, "/admin/clients", map[string]any{"client_id": fx.mobile, "name": "Bench mobile app",
+		"public": true, "grant_types": []string{"password", "refresh_token"}, "scopes": []string{"read", "email", "profile"},
+		"jwt_enabled": enabled}); err != nil {
+		return fx, err
+	}
+	created, err := s.adminPost(ctx, "/admin/clients", map[string]any{"client_id": fx.backend, "name": "Bench backend",
+		"grant_types": []string{"client_credentials"}, "scopes": []string{"read"}, "jwt_enabled": enabled})
+	if err != nil {
+		return fx, err
+	}
+	if err := json.Unmarshal(created, &struct {
+		Secret *string `json:"client_secret"`
+	}{&fx.secret}); err != nil || fx.secret == "" {
+		return fx, errors.New("creating the confidential client answered no client_secret")
+	}
+	fx.users = make([]benchUser, n)
+	errs := make([]error, len(fx.users))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4) // each creation hashes a password
+	for i := range fx.users {
+		fx.users[i] = benchUser{username: fmt.Sprintf("bench-%s-%03d", run, i), password: "bench-password-" + randomHex(8)}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			u := fx.users[i]
+			_, errs[i] = s.adminPost(ctx, "/admin/users", map[string]any{"username": u.username,
+				"email": u.username + "@bench.example.org", "name": u.username, "password": u.password})
+		})
+	}
+	wg.Wait()
+	return fx, errors.Join(errs...)
+}
+
+// adminPost sends JSON to the admin API and returns the 2xx answer's body.
+func (s *service) adminPost(ctx context.Context, path string, body any) ([]byte, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.admin+path, bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+suiteAdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		return nil, fmt.Errorf("POST %s: %d %s", path, resp.StatusCode, bytes.TrimSpace(answer))
+	}
+	return answer, nil
+}
+
+// createDatabase makes a fresh database on the server of serverURL and
+// returns its URL and a function that drops it.
+func createDatabase(ctx context.Context, serverURL string) (string, func(), error) {
+	conn, err := pgx.Connect(ctx, serverURL)
+	if err != nil {
+		return "", nil, err
+	}
+	defer conn.Close(ctx)
+	name := "bff_bench_" + randomHex(4)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", nil, err
+	}
+	u, err := url.Parse(serverURL)
+	if err != nil {
+		return "", nil, err
+	}
+	u.Path = "/" + name
+	drop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if c, err := pgx.Connect(ctx, serverURL); err == nil {
+			_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			c.Close(ctx)
+		}
+	}
+	return u.String(), drop, nil
+}
+
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("run the suite inside the mobile-auth-bff module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+// gitCommit is HEAD's short hash, "+dirty" when the tree has changes.
+func gitCommit(root string) string {
+	out, err := exec.Command("git", "-C", root, "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	commit := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "-C", root, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
+		commit += "+dirty"
+	}
+	return commit
+}

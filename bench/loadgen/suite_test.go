@@ -1,0 +1,257 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseStatCPU(t *testing.T) {
+	t.Parallel()
+	// Fields 14 and 15 (utime, stime) are 250 and 50 ticks: 3 s at USER_HZ 100.
+	tail := " S 1 1234 1234 0 -1 4194560 2000 0 0 0 250 50 0 0 20 0 8 0 100 1000000 5000 18446744073709551615"
+	tests := []struct {
+		name string
+		stat string
+		want time.Duration
+	}{
+		{"plain", "4242 (mobile-auth-bff)" + tail, 3 * time.Second},
+		// A command name may hold spaces and ')': fields count from the last ')'.
+		{"odd command name", "4242 (a) b (c d)" + tail, 3 * time.Second},
+		{"zero", "1 (x) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := parseStatCPU(tt.stat)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("parseStatCPU = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	for _, bad := range []string{"", "4242 mobile-auth-bff S 1", "4242 (x) S 1 2 3", "4242 (x) S 1 1 1 0 -1 0 0 0 0 0 ten 0 0 0"} {
+		if _, err := parseStatCPU(bad); err == nil {
+			t.Errorf("parseStatCPU(%q): no error", bad)
+		}
+	}
+}
+
+func TestCPUPerRequest(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name          string
+		before, after time.Duration
+		requests      int
+		want          float64
+	}{
+		{"1.5 s over 1000 requests", 2 * time.Second, 3500 * time.Millisecond, 1000, 1.5},
+		{"a tick over many", 0, 10 * time.Millisecond, 3000, 0.003},
+		{"no requests", 0, time.Second, 0, 0},
+		{"clock went back", time.Second, 0, 10, 0},
+	}
+	for _, tt := range tests {
+		if got := cpuPerRequest(tt.before, tt.after, tt.requests); got != tt.want {
+			t.Errorf("%s: cpuPerRequest = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestParseStatus(t *testing.T) {
+	t.Parallel()
+	status := "Name:\tmobile-auth-bff\nVmPeak:\t 1300000 kB\nVmHWM:\t   84000 kB\nVmRSS:\t   24576 kB\nThreads:\t8\n"
+	got, err := parseStatus(status)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (memory{RSS: 24 << 20, HWM: 84000 << 10}); got != want {
+		t.Errorf("parseStatus = %+v, want %+v", got, want)
+	}
+	for _, bad := range []string{"Name:\tx\n", "VmRSS:\t12 MB\nVmHWM:\t1 kB\n", "VmRSS:\tx kB\nVmHWM:\t1 kB\n"} {
+		if _, err := parseStatus(bad); err == nil {
+			t.Errorf("parseStatus(%q): no error", bad)
+		}
+	}
+}
+
+func TestCPUModel(t *testing.T) {
+	t.Parallel()
+	info := "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Processor @ 2.60GHz\n\nprocessor\t: 1\nmodel name\t: other\n"
+	if got, want := cpuModel(info), "Intel(R) Xeon(R) Processor @ 2.60GHz"; got != want {
+		t.Errorf("cpuModel = %q, want %q", got, want)
+	}
+	if got := cpuModel("processor: 0\n"); got != "unknown" {
+		t.Errorf("cpuModel without a model name = %q", got)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		values []float64
+		want   float64
+	}{
+		{nil, 0},
+		{[]float64{7}, 7},
+		{[]float64{30, 10, 20}, 20},
+		{[]float64{4, 1, 3, 2}, 2.5},
+	}
+	for _, tt := range tests {
+		if got := median(tt.values); got != tt.want {
+			t.Errorf("median(%v) = %v, want %v", tt.values, got, tt.want)
+		}
+	}
+}
+
+func TestBoundsTightest(t *testing.T) {
+	t.Parallel()
+	b := bounds{RS256PerCore: 1000, ArgonPerCore: 10, PG: true, CommitPool: 1500, Loadgen: 9000}
+	tests := []struct {
+		name  string
+		b     bounds
+		kinds []bound
+		kind  bound
+		value float64
+	}{
+		{"RS256 × 2 cores under the load generator", b, []bound{boundLoadgen, boundRS256}, boundRS256, 2000},
+		{"commits below RS256", b, []bound{boundLoadgen, boundRS256, boundCommit}, boundCommit, 1500},
+		{"argon2id", b, []bound{boundLoadgen, boundArgon2id, boundCommit}, boundArgon2id, 20},
+		{"reads: the load generator", b, []bound{boundLoadgen}, boundLoadgen, 9000},
+		{"no database: commits do not count", bounds{CommitPool: 5, Loadgen: 9000}, []bound{boundLoadgen, boundCommit}, boundLoadgen, 9000},
+		{"nothing measured", bounds{}, []bound{boundLoadgen}, "", 0},
+	}
+	for _, tt := range tests {
+		kind, value := tt.b.tightest(tt.kinds, 2)
+		if kind != tt.kind || value != tt.value {
+			t.Errorf("%s: tightest = %q %v, want %q %v", tt.name, kind, value, tt.kind, tt.value)
+		}
+	}
+}
+
+func TestRenderReport(t *testing.T) {
+	t.Parallel()
+	runs := func(rps ...float64) []summary {
+		s := make([]summary, len(rps))
+		for i, r := range rps {
+			s[i] = summary{RPS: r, P50ms: r / 1000, P99ms: r / 100, Requests: 100, OK: 100, Errors: map[string]int{}}
+		}
+		return s
+	}
+	withErrors := runs(20, 18, 19)
+	withErrors[1].Errors, withErrors[1].OK = map[string]int{"429": 2, "transport": 1}, 97
+	r := report{
+		Date: time.Date(2026, 12, 3, 10, 30, 0, 0, time.UTC), Commit: "abc123", GoVersion: "go1.26.8",
+		CPU: "Test CPU @ 2.60GHz", Cores: 2, LoadBefore: "3.10 2.00 1.00", LoadAfter: "4.00 3.00 2.00",
+		Concurrency: 50, Duration: 15 * time.Second, Runs: 3, IdleWait: time.Minute,
+		Bounds: bounds{RS256PerCore: 1000, ArgonPerCore: 10.25, PG: true, Commit1: 900, Commit1Latency: 1100 * time.Microsecond,
+			PoolConns: 4, CommitPool: 2500, CommitC: 3000, Loadgen: 10000},
+		Stores: []storeReport{{
+			Store: "memory",
+			Rows: []row{
+				{Scenario: "client_credentials → JWT RS256", Runs: runs(1500, 1700, 1600), CPUms: []float64{1.2, 1.0, 1.1},
+					PeakRSS: 90 << 20, BoundKind: boundRS256, Bound: 2000},
+				{Scenario: "password grant", Runs: withErrors, CPUms: []float64{90, 95, 100}, PeakRSS: 130 << 20,
+					BoundKind: boundArgon2id, Bound: 20.5},
+				{Scenario: "loadgen ceiling: GET /healthz", Runs: runs(10000), CPUms: []float64{0.05}, PeakRSS: 25 << 20},
+				{Scenario: "introspection, opaque", Failed: "prepare: log in: 503"},
+			},
+			Failed:        []string{"bytes per token: all 20 token requests failed"},
+			LoginsRefused: 31,
+			RSSIdle:       24 << 20, RSSAfterLogin: 62 << 20, Logins: 100,
+			TokensIssued: 20000, TokenRSSDelta: 40 << 20, BytesPerToken: 2097,
+		}},
+	}
+	var b strings.Builder
+	if err := renderReport(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	got := b.String()
+	for _, want := range []string{
+		"| date | 2026-12-03 10:30 UTC |",
+		"| commit | `abc123` |",
+		"| machine | 2 cores, Test CPU @ 2.60GHz |",
+		"| Go | go1.26.8 |",
+		"| load average (1/5/15 min) | before 3.10 2.00 1.00, after 4.00 3.00 2.00 |",
+		"**The machine was shared with other builds",
+		"| RS256 signing (RSA-2048, `crypto/rsa`), one core × 2 cores | 1000/s per core | 2000 |",
+		"| argon2id check with the service's parameters (`oauth.CheckPassword`), one core × 2 cores | 10.2/s per core | 20.5 |",
+		"| PostgreSQL single-row INSERT+COMMIT, 1 connection | 900/s (1.10 ms each) | |",
+		"| PostgreSQL single-row INSERT+COMMIT, 4 connections (the service's pool) | 2500/s | 2500 |",
+		// Medians of the runs: 1600 req/s, p50 1.60, p99 16.00, CPU 1.1 ms; 80 % of 2000.
+		"| client_credentials → JWT RS256 | 1600 | 1.60 | 16.00 | 1.100 | 90.0 | 0 | RS256 signing: 2000 | 80 % |",
+		// Errors summed over the runs, by label.
+		"| password grant | 19 | 0.02 | 0.19 | 95.000 | 130.0 | 429: 2, transport: 1 | argon2id: 20 | 93 % |",
+		"| loadgen ceiling: GET /healthz | 10000 | 10.00 | 100.00 | 0.050 | 25.0 | 0 | — | — |",
+		"- RSS idle (fresh process, nothing done yet): **24.0 MiB**",
+		"- RSS after creating the users, 100 logins and 1m0s idle: **62.0 MiB** (31 login attempts were refused on the way and tried again)",
+		"| introspection, opaque | — | — | — | — | — | did not run: prepare: log in: 503 | — | — |",
+		"- not measured: bytes per token: all 20 token requests failed",
+		"- RSS peak under any scenario: **130.0 MiB**",
+		"20000 live opaque tokens (client credentials) raised RSS by 40.0 MiB: **2097 bytes per live token**",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "Smoke run") {
+		t.Error("a full run's report says it is a smoke run")
+	}
+
+	// An idle machine, a smoke run, no database.
+	r.LoadBefore, r.LoadAfter, r.Smoke, r.Bounds.PG = "0.05 0.10 0.20", "1.50 0.50 0.30", true, false
+	b.Reset()
+	if err := renderReport(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	got = b.String()
+	for _, want := range []string{"**Smoke run**", "| PostgreSQL commit rate | not measured (no database URL) | |"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("smoke report lacks %q", want)
+		}
+	}
+	if strings.Contains(got, "was shared") {
+		t.Error("an idle machine is reported as shared")
+	}
+}
+
+func TestParseSuiteFlags(t *testing.T) {
+	t.Setenv("BFF_BENCH_DATABASE_URL", "")
+	type view struct {
+		C, Runs, Tokens   int
+		D, Idle, Bound, W time.Duration
+		Smoke             bool
+	}
+	v := func(c suiteConfig) view {
+		return view{c.concurrency, c.runs, c.tokens, c.duration, c.idleWait, c.boundTime, c.warmup, c.smoke}
+	}
+	tests := []struct {
+		name string
+		args []string
+		want view
+	}{
+		{"defaults", nil, view{50, 3, 20000, 15 * time.Second, time.Minute, 3 * time.Second, time.Second, false}},
+		{"smoke", []string{"-smoke"}, view{50, 1, 2000, 1500 * time.Millisecond, time.Second, 300 * time.Millisecond, 0, true}},
+		{"smoke keeps what is given", []string{"-smoke", "-d", "5s", "-idle-wait", "0s", "-c", "8"},
+			view{8, 1, 2000, 5 * time.Second, 0, 300 * time.Millisecond, 0, true}},
+		{"short runs warm up a tenth", []string{"-d", "2s"}, view{50, 3, 20000, 2 * time.Second, time.Minute, 3 * time.Second, 200 * time.Millisecond, false}},
+	}
+	for _, tt := range tests {
+		cfg, err := parseSuiteFlags(tt.args, io.Discard)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if diff := cmp.Diff(tt.want, v(cfg)); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tt.name, diff)
+		}
+	}
+	for _, bad := range [][]string{{"-c", "0"}, {"-runs", "0"}, {"-d", "0s"}, {"-tokens", "0"}, {"extra"}} {
+		if _, err := parseSuiteFlags(bad, io.Discard); err == nil {
+			t.Errorf("parseSuiteFlags(%q): no error", bad)
+		}
+	}
+}
