@@ -17,6 +17,7 @@ import (
 	"github.com/openedx/mobile-auth-bff/broker"
 	"github.com/openedx/mobile-auth-bff/oauth"
 	"github.com/openedx/mobile-auth-bff/social"
+	"github.com/openedx/mobile-auth-bff/store/memory"
 	"github.com/openedx/mobile-auth-bff/store/postgres"
 )
 
@@ -28,6 +29,8 @@ type config struct {
 	AdminToken      string
 	DatabaseURL     string
 	DatabaseTimeout time.Duration
+	// MemoryMaxTokens caps the in-memory store's tokens; 0 = no cap.
+	MemoryMaxTokens int
 	Secret          []byte
 	SecretGenerated bool
 	// AdminTokenGenerated: serve --demo made BFF_ADMIN_TOKEN up for the run.
@@ -96,6 +99,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		AdminToken:               r.str("BFF_ADMIN_TOKEN", ""),
 		DatabaseURL:              r.str("BFF_DATABASE_URL", ""),
 		DatabaseTimeout:          r.duration("BFF_DATABASE_TIMEOUT", postgres.DefaultTimeout),
+		MemoryMaxTokens:          r.integer("BFF_MEMORY_MAX_TOKENS", memory.DefaultMaxTokens, 0, 100_000_000),
 		Audience:                 r.str("BFF_JWT_AUDIENCE", "mobile-auth-bff"),
 		JWTAlg:                   r.str("BFF_JWT_ALG", "RS256"),
 		AccessTokenTTL:           r.duration("BFF_ACCESS_TOKEN_TTL", time.Hour),

@@ -85,7 +85,7 @@ type app struct {
 func openStore(ctx context.Context, cfg config, log *slog.Logger, migrate bool) (store.Store, *postgres.Store, error) {
 	if cfg.DatabaseURL == "" {
 		log.Warn("BFF_DATABASE_URL is not set: using the in-memory store; every client, user and token is lost when the process exits")
-		return memory.New(), nil, nil
+		return memory.NewWith(memory.Options{MaxTokens: cfg.MemoryMaxTokens}), nil, nil
 	}
 	pg, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{Migrate: migrate, Timeout: cfg.DatabaseTimeout})
 	if err != nil {

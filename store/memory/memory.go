@@ -31,6 +31,8 @@ type Store struct {
 	access      map[string]bff.AccessToken
 	refresh     map[string]bff.RefreshToken
 	revokedJTIs map[string]time.Time
+	maxTokens   int       // 0: no cap (Options.MaxTokens)
+	lastPrune   time.Time // the last pruning at the cap, at most one a second
 	sessions    map[string]memSession
 	jtis        map[string]string // jti → signature of the JWT's record
 	failures    map[string]failureWindow
@@ -56,8 +58,24 @@ type failureWindow struct {
 }
 
 // New returns an empty store.
-func New() *Store {
-	return &Store{
+// DefaultMaxTokens is the cap on the tokens of a store made by New.
+const DefaultMaxTokens = 100_000
+
+// Options tune NewWith.
+type Options struct {
+	// MaxTokens caps the access and refresh tokens the store holds: a
+	// write that would pass it, once the expired ones are pruned, fails
+	// with bff.ErrUnavailable (503 temporarily_unavailable) instead of the
+	// process growing until it runs out of memory. Zero or less: no cap.
+	MaxTokens int
+}
+
+// New is an empty store holding at most DefaultMaxTokens tokens.
+func New() *Store { return NewWith(Options{MaxTokens: DefaultMaxTokens}) }
+
+// NewWith is an empty store tuned by opts.
+func NewWith(opts Options) *Store {
+	return &Store{maxTokens: opts.MaxTokens,
 		clients:     map[string]bff.Client{},
 		users:       map[int64]bff.User{},
 		logins:      map[string]int64{},
@@ -389,6 +407,9 @@ func (s *Store) ApplyTokenOps(_ context.Context, ops []store.TokenOp) error {
 	if err := s.checkOpsLocked(ops); err != nil {
 		return err
 	}
+	if err := s.roomLocked(ops); err != nil {
+		return err
+	}
 	for _, op := range ops {
 		switch op := op.(type) {
 		case store.CreateAccessToken:
@@ -605,6 +626,41 @@ func (s *Store) RevokedJTIs(_ context.Context, now time.Time) (map[string]time.T
 func (s *Store) PruneTokens(_ context.Context, before time.Time) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.pruneLocked(before), nil
+}
+
+// roomLocked refuses ops that would take the store past its cap of
+// tokens. At the cap it prunes the expired tokens first (at most once a
+// second, so that a full store of live tokens does not scan itself on
+// every request).
+func (s *Store) roomLocked(ops []store.TokenOp) error {
+	if s.maxTokens <= 0 {
+		return nil
+	}
+	n := 0
+	for _, op := range ops {
+		switch op.(type) {
+		case store.CreateAccessToken, store.CreateRefreshToken:
+			n++
+		}
+	}
+	if n == 0 || len(s.access)+len(s.refresh)+n <= s.maxTokens {
+		return nil
+	}
+	if now := time.Now(); now.Sub(s.lastPrune) >= time.Second {
+		s.lastPrune = now
+		s.pruneLocked(now)
+	}
+	if len(s.access)+len(s.refresh)+n > s.maxTokens {
+		return fmt.Errorf("the in-memory store holds its maximum of %d tokens (BFF_MEMORY_MAX_TOKENS): %w",
+			s.maxTokens, bff.ErrUnavailable)
+	}
+	return nil
+}
+
+// pruneLocked deletes what expired before before and returns how many
+// records it deleted.
+func (s *Store) pruneLocked(before time.Time) int64 {
 	var n int64
 	for sig, t := range s.access {
 		if t.ExpiresAt.Before(before) {
@@ -654,7 +710,7 @@ func (s *Store) PruneTokens(_ context.Context, before time.Time) (int64, error) 
 			delete(s.failures, key)
 		}
 	}
-	return n, nil
+	return n
 }
 
 func cloneAccess(t bff.AccessToken) bff.AccessToken {

@@ -1,8 +1,13 @@
 package memory_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"testing"
+	"time"
 
+	bff "github.com/openedx/mobile-auth-bff"
 	"github.com/openedx/mobile-auth-bff/store"
 	"github.com/openedx/mobile-auth-bff/store/memory"
 	"github.com/openedx/mobile-auth-bff/store/storetest"
@@ -10,4 +15,57 @@ import (
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(*testing.T) store.Store { return memory.New() })
+}
+
+// TestTokenCap: a store at its cap of tokens refuses a new one with
+// ErrUnavailable, after pruning the expired ones; pruning makes room.
+func TestTokenCap(t *testing.T) {
+	ctx := context.Background()
+	s := memory.NewWith(memory.Options{MaxTokens: 2})
+	now := time.Now().UTC()
+	if err := s.CreateClient(ctx, bff.Client{ID: "svc", Name: "svc", GrantTypes: []string{bff.GrantClientCredentials},
+		TokenType: bff.FormatBearer, CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	issue := func(sig string, expires time.Time) error {
+		return s.ApplyTokenOps(ctx, []store.TokenOp{store.CreateAccessToken{Token: bff.AccessToken{
+			Signature: sig, FamilyID: "f-" + sig, Format: bff.FormatBearer, ClientID: "svc",
+			GrantType: bff.GrantClientCredentials, IssuedAt: now.Add(-2 * time.Hour), ExpiresAt: expires}}})
+	}
+	for _, sig := range []string{"a", "b"} {
+		if err := issue(sig, now.Add(time.Hour)); err != nil {
+			t.Fatalf("token %s under the cap: %v", sig, err)
+		}
+	}
+	if err := issue("c", now.Add(time.Hour)); !errors.Is(err, bff.ErrUnavailable) {
+		t.Fatalf("a token past the cap: %v, want ErrUnavailable", err)
+	}
+	if _, err := s.GetAccessToken(ctx, "a"); err != nil {
+		t.Errorf("a token under the cap is gone: %v", err)
+	}
+
+	// A full store of expired tokens makes room for a new one by itself.
+	expired := memory.NewWith(memory.Options{MaxTokens: 1})
+	if err := expired.CreateClient(ctx, bff.Client{ID: "svc", Name: "svc", GrantTypes: []string{bff.GrantClientCredentials},
+		TokenType: bff.FormatBearer, CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	s = expired
+	if err := issue("old", now.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := issue("new", now.Add(time.Hour)); err != nil {
+		t.Errorf("a token after the expired one: %v", err)
+	}
+	// No cap.
+	s = memory.NewWith(memory.Options{})
+	if err := s.CreateClient(ctx, bff.Client{ID: "svc", Name: "svc", GrantTypes: []string{bff.GrantClientCredentials},
+		TokenType: bff.FormatBearer, CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if err := issue(fmt.Sprint("t", i), now.Add(time.Hour)); err != nil {
+			t.Fatalf("no cap: token %d: %v", i, err)
+		}
+	}
 }
