@@ -7,11 +7,15 @@ import (
 	"time"
 )
 
+// hashMem follows every argon2id hash and check of the process (the
+// password grant, the sign-in page, the admin API's user creation).
+var hashMem = newHashMemory()
+
 // hashMemoryQuiet is how long no password check may run before their
 // memory is given back.
 const hashMemoryQuiet = 2 * time.Second
 
-// hashMemory gives the memory of password checks back to the operating
+// hashMemory gives the memory of password hashes and checks back to the operating
 // system once a burst of them is over. An argon2id check takes 19 MiB,
 // which the Go runtime otherwise keeps mapped for minutes: a few logins
 // left the process at 60–120 MiB of RSS (issue 14). When the last check in

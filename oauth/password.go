@@ -54,6 +54,8 @@ func HashPassword(password string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", err
 	}
+	hashMem.begin()
+	defer hashMem.end()
 	key := argon2.IDKey([]byte(password), salt, hashCost.time, hashCost.memory, argonThreads, argonKeyLen)
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, hashCost.memory, hashCost.time,
@@ -68,6 +70,8 @@ func CheckPassword(hash, password string) bool {
 	if len(password) > MaxPasswordLength {
 		return false
 	}
+	hashMem.begin()
+	defer hashMem.end()
 	switch {
 	case strings.HasPrefix(hash, "$argon2id$"):
 		ok, err := checkArgon2id(hash, password)

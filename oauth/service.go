@@ -56,7 +56,6 @@ type Service struct {
 	refresh   *RefreshPolicy // judges every presented refresh token
 	throttle  *Throttle
 	hashSlots chan struct{} // bounds concurrent password checks
-	hashMem   *hashMemory   // gives their memory back after a burst
 	hashQueue hashQueue     // bounds the requests waiting for a slot
 	social    *social.Verifier
 	log       *slog.Logger
@@ -128,7 +127,6 @@ func NewService(st store.Store, keys *KeyManager, secrets *Secrets, v *Validator
 	s := &Service{cfg: cfg, secrets: secrets, store: st, keys: keys, throttle: NewThrottle(st, cfg.Throttle),
 		social: soc, log: log, hashSlots: make(chan struct{}, pc.Slots), now: now}
 	s.hashQueue.max, s.hashQueue.wait = int64(pc.Queue), pc.Wait
-	s.hashMem = newHashMemory()
 	s.fstore = &fositeStore{store: st, auth: s.authenticate}
 
 	// Every getter of fosite.Config that would lazily fill a nil field is
@@ -247,8 +245,6 @@ func (s *Service) checkPassword(ctx context.Context, hash, password string) (boo
 		return false, err
 	}
 	defer func() { <-s.hashSlots }()
-	s.hashMem.begin()
-	defer s.hashMem.end()
 	if hash == "" {
 		burnPasswordCheck(password)
 		return false, nil
