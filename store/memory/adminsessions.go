@@ -56,12 +56,5 @@ func (s *Store) DeleteAdminSessionsExcept(_ context.Context, fingerprint string)
 func (s *Store) PruneAdminSessions(_ context.Context, before time.Time) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var n int64
-	for id, sess := range s.dashboard {
-		if sess.ExpiresAt.Before(before) {
-			delete(s.dashboard, id)
-			n++
-		}
-	}
-	return n, nil
+	return pruneExpired(s.dashboard, before, func(sess bff.AdminSession) time.Time { return sess.ExpiresAt }), nil
 }

@@ -68,14 +68,7 @@ func (s *Store) ReleaseIdempotencyKey(_ context.Context, userID int64, key, clai
 func (s *Store) PruneIdempotencyKeys(_ context.Context, before time.Time) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var n int64
-	for id, rec := range s.idempotency {
-		if rec.ExpiresAt.Before(before) {
-			delete(s.idempotency, id)
-			n++
-		}
-	}
-	return n, nil
+	return pruneExpired(s.idempotency, before, func(rec bff.IdempotencyRecord) time.Time { return rec.ExpiresAt }), nil
 }
 
 func cloneIdempotency(r bff.IdempotencyRecord) bff.IdempotencyRecord {

@@ -687,24 +687,9 @@ func (s *Store) pruneLocked(before time.Time) int64 {
 			n++
 		}
 	}
-	for sig, c := range s.codes {
-		if c.ExpiresAt.Before(before) {
-			delete(s.codes, sig)
-			n++
-		}
-	}
-	for jti, exp := range s.revokedJTIs {
-		if exp.Before(before) {
-			delete(s.revokedJTIs, jti)
-			n++
-		}
-	}
-	for id, sess := range s.sessions {
-		if sess.ExpiresAt.Before(before) {
-			delete(s.sessions, id)
-			n++
-		}
-	}
+	n += pruneExpired(s.codes, before, func(c bff.AuthorizationCode) time.Time { return c.ExpiresAt })
+	n += pruneExpired(s.revokedJTIs, before, func(exp time.Time) time.Time { return exp })
+	n += pruneExpired(s.sessions, before, func(sess memSession) time.Time { return sess.ExpiresAt })
 	for key, w := range s.failures {
 		if w.start.Before(before.Add(-24 * time.Hour)) {
 			delete(s.failures, key)
@@ -847,4 +832,18 @@ func stamp(p **time.Time, at time.Time) {
 	if *p == nil {
 		*p = &at
 	}
+}
+
+// pruneExpired deletes the records of m whose expiry (by expires) is
+// before before, and returns how many it deleted. The caller holds the
+// lock.
+func pruneExpired[K comparable, V any](m map[K]V, before time.Time, expires func(V) time.Time) int64 {
+	var n int64
+	for k, v := range m {
+		if expires(v).Before(before) {
+			delete(m, k)
+			n++
+		}
+	}
+	return n
 }

@@ -2,7 +2,6 @@ package storetest
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -121,16 +120,5 @@ func testAuthorizationCodeRace(t *testing.T, s store.Store) {
 		}()
 	}
 	wg.Wait()
-	ok := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			ok++
-		case !errors.Is(err, bff.ErrCodeUsed):
-			t.Errorf("concurrent redemption: %v", err)
-		}
-	}
-	if ok != 1 {
-		t.Errorf("%d of %d concurrent redemptions succeeded, want 1", ok, n)
-	}
+	oneWins(t, "concurrent redemptions of one code", errs, bff.ErrCodeUsed)
 }

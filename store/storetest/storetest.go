@@ -550,18 +550,7 @@ func testLoginNamespace(t *testing.T, s store.Store) {
 		}()
 	}
 	wg.Wait()
-	won := 0
-	for _, err := range results {
-		switch {
-		case err == nil:
-			won++
-		case !errors.Is(err, bff.ErrConflict):
-			t.Errorf("concurrent CreateUser: %v", err)
-		}
-	}
-	if won != 1 {
-		t.Errorf("%d concurrent creations of one email won, want 1", won)
-	}
+	oneWins(t, "concurrent creations of one email", results, bff.ErrConflict)
 }
 
 func testUserLifecycle(t *testing.T, s store.Store) {
@@ -1467,5 +1456,23 @@ func testAccessTokenByJTI(t *testing.T, s store.Store) {
 		if _, err := s.GetAccessTokenByJTI(ctx, jti); !errors.Is(err, bff.ErrNotFound) {
 			t.Errorf("GetAccessTokenByJTI(%q): %v", jti, err)
 		}
+	}
+}
+
+// oneWins checks the results of concurrent calls of which exactly one may
+// succeed: one nil, every other one lost with loser.
+func oneWins(t *testing.T, what string, errs []error, loser error) {
+	t.Helper()
+	won := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, loser):
+			t.Errorf("%s: %v, want %v", what, err, loser)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%s: %d of %d succeeded, want 1", what, won, len(errs))
 	}
 }
