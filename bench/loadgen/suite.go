@@ -46,6 +46,8 @@ type suiteConfig struct {
 	logins      int
 	boundTime   time.Duration
 	bin         string
+	only        *regexp.Regexp // scenarios to run; nil: all
+	stores      string         // "memory", "postgres" or "" (both when a database is given)
 }
 
 func parseSuiteFlags(args []string, out io.Writer) (suiteConfig, error) {
@@ -64,8 +66,23 @@ func parseSuiteFlags(args []string, out io.Writer) (suiteConfig, error) {
 	fs.IntVar(&cfg.logins, "logins", 100, "logins before the after-login RSS reading")
 	fs.DurationVar(&cfg.boundTime, "bound-time", 3*time.Second, "how long each bound is measured (smoke: 300ms)")
 	fs.StringVar(&cfg.bin, "bin", "", "a built mobile-auth-bff to run (default: build ./cmd/mobile-auth-bff)")
+	only := fs.String("only", "", "run only the scenarios whose name matches this regexp, and skip the RSS and bytes-per-token readings (for before/after runs of a change; the report then goes to a temp file unless -out is given)")
+	fs.StringVar(&cfg.stores, "store", "", "run only this store: memory or postgres (default: both when -database-url is set)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
+	}
+	if *only != "" {
+		re, err := regexp.Compile(*only)
+		if err != nil {
+			return cfg, fmt.Errorf("-only: %w", err)
+		}
+		cfg.only = re
+	}
+	if cfg.stores != "" && cfg.stores != "memory" && cfg.stores != "postgres" {
+		return cfg, fmt.Errorf("-store must be memory or postgres, not %q", cfg.stores)
+	}
+	if cfg.stores == "postgres" && cfg.databaseURL == "" {
+		return cfg, errors.New("-store postgres needs -database-url")
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -214,7 +231,7 @@ func runSuite(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if cfg.out == "" {
 		cfg.out = filepath.Join(root, "docs", "performance.md")
-		if cfg.smoke {
+		if cfg.smoke || cfg.only != nil {
 			f, err := os.CreateTemp("", "performance-*.md")
 			if err != nil {
 				return err
@@ -248,7 +265,10 @@ func runSuite(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 
-	stores := []string{"memory"}
+	var stores []string
+	if cfg.stores != "postgres" {
+		stores = append(stores, "memory")
+	}
 	var dbURL string
 	if cfg.databaseURL != "" {
 		var drop func()
@@ -257,7 +277,9 @@ func runSuite(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("create the bench database: %w", err)
 		}
 		defer drop()
-		stores = append(stores, "postgres")
+		if cfg.stores != "memory" {
+			stores = append(stores, "postgres")
+		}
 	}
 
 	logf("bounds (%s each)", cfg.boundTime)
@@ -291,6 +313,9 @@ func runSuite(ctx context.Context, args []string, stdout io.Writer) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			if cfg.only != nil && sc.name != suiteScenarios[0].name && !cfg.only.MatchString(sc.name) {
+				continue // the ceiling (the first scenario) is always measured: it is a bound
+			}
 			r, err := measureScenario(ctx, cfg, bin, env, store, sc, logf)
 			if err != nil {
 				// One scenario that cannot run is a line of the report,
@@ -298,7 +323,7 @@ func runSuite(ctx context.Context, args []string, stdout io.Writer) error {
 				logf("%-9s %s: %v", store, sc.name, err)
 				r = row{Scenario: sc.name, Failed: oneLine(err)}
 			}
-			if sc.name == suiteScenarios[0].name && store == "memory" {
+			if sc.name == suiteScenarios[0].name && (store == "memory" || rep.Bounds.Loadgen == 0) {
 				rep.Bounds.Loadgen = r.rps()
 			}
 			kinds := append([]bound{boundLoadgen}, sc.bounds...)
@@ -309,6 +334,10 @@ func runSuite(ctx context.Context, args []string, stdout io.Writer) error {
 				r.BoundKind, r.Bound = rep.Bounds.tightest(kinds, rep.Cores)
 			}
 			sr.Rows = append(sr.Rows, r)
+		}
+		if cfg.only != nil {
+			rep.Stores = append(rep.Stores, sr)
+			continue
 		}
 		if err := measureRSS(ctx, cfg, bin, env, &sr, logf); err != nil {
 			logf("%-9s RSS: %v", store, err)
