@@ -37,6 +37,9 @@ type AccessToken struct {
 	AuthTime time.Time
 	// RevokedAt is set when the token or its family was revoked.
 	RevokedAt *time.Time
+	// JKT is the RFC 7638 SHA-256 thumbprint of the DPoP key the token is
+	// bound to (RFC 9449); "" when the token is a bearer token.
+	JKT string
 	// Request is the serialized OAuth request the token was issued for,
 	// opaque to the store.
 	Request []byte
@@ -58,7 +61,11 @@ type RefreshToken struct {
 	RotatedAt *time.Time
 	// RevokedAt is set when the token or its family was revoked.
 	RevokedAt *time.Time
-	Request   []byte
+	// JKT is the thumbprint of the DPoP key the token is bound to (see
+	// AccessToken.JKT); "" when unbound (a confidential client's refresh
+	// token is bound to the client's authentication instead, RFC 9449 §5).
+	JKT     string
+	Request []byte
 }
 
 // MaxAuthorizationCodeTTL caps the lifetime of an authorization code (RFC
