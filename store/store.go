@@ -32,6 +32,7 @@ type Store interface {
 	Idempotency
 	Usage
 	AuthorizationCodes
+	DPoPProofs
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.
@@ -111,6 +112,20 @@ type Tokens interface {
 	// PruneTokens deletes tokens, families, authorization codes, revoked JWT ids and sessions
 	// that expired before the given time, and returns how many rows went.
 	PruneTokens(ctx context.Context, before time.Time) (int64, error)
+}
+
+// DPoPProofs remembers the DPoP proofs (RFC 9449) the service accepted,
+// each for as long as it could be accepted, so that a proof is used once
+// on every instance (ADR 0028).
+type DPoPProofs interface {
+	// UseDPoPProof records key (the hash of a proof's key thumbprint and
+	// jti) until expiresAt and reports whether it is new: a record that
+	// expired at now counts as absent, and of concurrent uses of one key
+	// exactly one gets true.
+	UseDPoPProof(ctx context.Context, key string, now, expiresAt time.Time) (bool, error)
+	// PruneDPoPProofs deletes the records that expired before the given
+	// time and returns how many went.
+	PruneDPoPProofs(ctx context.Context, before time.Time) (int64, error)
 }
 
 // AuthorizationCodes keeps the codes of browser sign-in (SPEC §14). A code

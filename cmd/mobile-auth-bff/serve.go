@@ -257,7 +257,8 @@ func every(ctx context.Context, d time.Duration, fn func(context.Context)) {
 }
 
 // prune deletes expired tokens, sessions, dashboard sessions, revoked JWT
-// ids and idempotency records, and usage statistics past their retention.
+// ids, idempotency records and DPoP proofs, and usage statistics past
+// their retention.
 func (a *app) prune(ctx context.Context) {
 	now := time.Now().UTC()
 	n, err := a.store.PruneTokens(ctx, now)
@@ -271,6 +272,12 @@ func (a *app) prune(ctx context.Context) {
 		a.log.Warn("prune expired idempotency keys", "err", err)
 	} else if n > 0 {
 		a.log.Info("pruned expired idempotency keys", "rows", n)
+	}
+	n, err = a.store.PruneDPoPProofs(ctx, now)
+	if err != nil && ctx.Err() == nil {
+		a.log.Warn("prune expired dpop proofs", "err", err)
+	} else if n > 0 {
+		a.log.Info("pruned expired dpop proofs", "rows", n)
 	}
 	n, err = a.store.PruneAdminSessions(ctx, now)
 	if err != nil && ctx.Err() == nil {

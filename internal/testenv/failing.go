@@ -241,3 +241,10 @@ func (f *FailingStore) UpdateClient(ctx context.Context, id string, update func(
 	}
 	return f.Store.UpdateClient(ctx, id, update)
 }
+
+func (f *FailingStore) UseDPoPProof(ctx context.Context, key string, now, expiresAt time.Time) (bool, error) {
+	if err := f.write(); err != nil {
+		return false, err
+	}
+	return f.Store.UseDPoPProof(ctx, key, now, expiresAt)
+}

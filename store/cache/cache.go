@@ -100,6 +100,9 @@ type passThrough interface {
 	ReleaseIdempotencyKey(ctx context.Context, userID int64, key, claimID string) error
 	PruneIdempotencyKeys(ctx context.Context, before time.Time) (int64, error)
 
+	UseDPoPProof(ctx context.Context, key string, now, expiresAt time.Time) (bool, error)
+	PruneDPoPProofs(ctx context.Context, before time.Time) (int64, error)
+
 	AddUsage(ctx context.Context, counts []bff.UsageCount) error
 	ListUsage(ctx context.Context, from, to time.Time) ([]bff.UsageCount, error)
 	PruneUsage(ctx context.Context, before time.Time) (int64, error)

@@ -43,6 +43,8 @@ type Store struct {
 
 	usageMu sync.Mutex // usage has a lock of its own: flushes never wait for token writes
 	usage   map[bff.UsageKey]int64
+
+	dpop dpopProofs // the accepted DPoP proofs, under their own lock
 }
 
 // memSession is a session and whether it was ended (logged out): ended

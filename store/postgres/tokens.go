@@ -130,10 +130,10 @@ func (b *opBatch) apply(ctx context.Context, tx pgx.Tx, op store.TokenOp) error 
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO access_tokens (signature, family_id, jti, format, client_id, user_id,
-			grant_type, scopes, issued_at, expires_at, revoked_at, request)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			grant_type, scopes, issued_at, expires_at, revoked_at, request, jkt)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 			t.Signature, t.FamilyID, nullString(t.JTI), string(t.Format), t.ClientID, nullUser(t.UserID),
-			t.GrantType, nonNil(t.Scopes), t.IssuedAt, t.ExpiresAt, t.RevokedAt, json.RawMessage(t.Request))
+			t.GrantType, nonNil(t.Scopes), t.IssuedAt, t.ExpiresAt, t.RevokedAt, json.RawMessage(t.Request), t.JKT)
 		return dbErr("create access token", err)
 	case store.CreateRefreshToken:
 		t := op.Token
@@ -141,10 +141,10 @@ func (b *opBatch) apply(ctx context.Context, tx pgx.Tx, op store.TokenOp) error 
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO refresh_tokens (signature, family_id, access_signature, client_id,
-			user_id, grant_type, scopes, issued_at, expires_at, rotated_at, revoked_at, request)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+			user_id, grant_type, scopes, issued_at, expires_at, rotated_at, revoked_at, request, jkt)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 			t.Signature, t.FamilyID, t.AccessSignature, t.ClientID, nullUser(t.UserID), t.GrantType,
-			nonNil(t.Scopes), t.IssuedAt, t.ExpiresAt, t.RotatedAt, t.RevokedAt, json.RawMessage(t.Request))
+			nonNil(t.Scopes), t.IssuedAt, t.ExpiresAt, t.RotatedAt, t.RevokedAt, json.RawMessage(t.Request), t.JKT)
 		return dbErr("create refresh token", err)
 	case store.MarkRefreshRotated:
 		return execOne(ctx, tx, "mark refresh token rotated",
@@ -229,6 +229,7 @@ type accessRow struct {
 	ExpiresAt time.Time  `db:"expires_at"`
 	RevokedAt *time.Time `db:"revoked_at"`
 	Request   []byte     `db:"request"`
+	JKT       string     `db:"jkt"`
 }
 
 // GetAccessToken returns an access token by signature.
@@ -250,7 +251,7 @@ func (s *Store) GetAccessTokenByJTI(ctx context.Context, jti string) (bff.Access
 func (s *Store) getAccessToken(ctx context.Context, where, arg string) (bff.AccessToken, error) {
 	rows, _ := s.pool.Query(ctx, `SELECT a.signature, a.family_id, a.jti, a.format, a.client_id, a.user_id,
 		a.grant_type, a.scopes, a.issued_at, a.expires_at, COALESCE(a.revoked_at, f.revoked_at) AS revoked_at,
-		a.request
+		a.request, a.jkt
 		FROM access_tokens a JOIN token_families f ON f.id = a.family_id WHERE `+where, arg)
 	r, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[accessRow])
 	if err != nil {
@@ -259,7 +260,7 @@ func (s *Store) getAccessToken(ctx context.Context, where, arg string) (bff.Acce
 	return bff.AccessToken{
 		Signature: r.Signature, FamilyID: r.FamilyID, JTI: deref(r.JTI), Format: bff.TokenFormat(r.Format),
 		ClientID: r.ClientID, UserID: derefID(r.UserID), GrantType: r.GrantType, Scopes: r.Scopes,
-		IssuedAt: r.IssuedAt, ExpiresAt: r.ExpiresAt, RevokedAt: r.RevokedAt, Request: r.Request,
+		IssuedAt: r.IssuedAt, ExpiresAt: r.ExpiresAt, RevokedAt: r.RevokedAt, JKT: r.JKT, Request: r.Request,
 	}, nil
 }
 
@@ -276,6 +277,7 @@ type refreshRow struct {
 	RotatedAt       *time.Time `db:"rotated_at"`
 	RevokedAt       *time.Time `db:"revoked_at"`
 	Request         []byte     `db:"request"`
+	JKT             string     `db:"jkt"`
 }
 
 // GetRefreshToken returns a refresh token by signature.
@@ -285,7 +287,7 @@ func (s *Store) GetRefreshToken(ctx context.Context, signature string) (bff.Refr
 	}
 	rows, _ := s.pool.Query(ctx, `SELECT r.signature, r.family_id, r.access_signature, r.client_id, r.user_id,
 		r.grant_type, r.scopes, r.issued_at, r.expires_at, r.rotated_at,
-		COALESCE(r.revoked_at, f.revoked_at) AS revoked_at, r.request
+		COALESCE(r.revoked_at, f.revoked_at) AS revoked_at, r.request, r.jkt
 		FROM refresh_tokens r JOIN token_families f ON f.id = r.family_id WHERE r.signature = $1`, signature)
 	r, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[refreshRow])
 	if err != nil {
@@ -294,7 +296,7 @@ func (s *Store) GetRefreshToken(ctx context.Context, signature string) (bff.Refr
 	return bff.RefreshToken{
 		Signature: r.Signature, FamilyID: r.FamilyID, AccessSignature: r.AccessSignature, ClientID: r.ClientID,
 		UserID: derefID(r.UserID), GrantType: r.GrantType, Scopes: r.Scopes, IssuedAt: r.IssuedAt,
-		ExpiresAt: r.ExpiresAt, RotatedAt: r.RotatedAt, RevokedAt: r.RevokedAt, Request: r.Request,
+		ExpiresAt: r.ExpiresAt, RotatedAt: r.RotatedAt, RevokedAt: r.RevokedAt, JKT: r.JKT, Request: r.Request,
 	}, nil
 }
 

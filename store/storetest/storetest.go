@@ -57,6 +57,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AccessTokenByJTI", testAccessTokenByJTI},
 		{"Identities", testIdentities},
 		{"IdentitiesConcurrentLink", testIdentitiesConcurrentLink},
+		{"DPoPProofs", testDPoPProofs},
+		{"DPoPProofsConcurrent", testDPoPProofsConcurrent},
 		{"IdempotencyLifecycle", testIdempotencyLifecycle},
 		{"IdempotencyRelease", testIdempotencyRelease},
 		{"IdempotencyExpiry", testIdempotencyExpiry},
@@ -727,8 +729,10 @@ func testTokenRoundTrip(t *testing.T, s store.Store) {
 	exp := now().Add(time.Hour)
 	a := accessToken("sig-a", "fam", exp)
 	a.UserID, a.JTI, a.Format = u.ID, "jti-a", bff.FormatJWT
+	a.JKT = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I" // DPoP-bound (RFC 9449)
 	r := refreshToken("sig-r", "fam", exp.Add(time.Hour))
 	r.UserID, r.AccessSignature = u.ID, "sig-a"
+	r.JKT = a.JKT
 	if err := s.ApplyTokenOps(ctx, []store.TokenOp{store.CreateAccessToken{Token: a}, store.CreateRefreshToken{Token: r}}); err != nil {
 		t.Fatal(err)
 	}
