@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -78,12 +79,41 @@ func BenchmarkValidateJWT(b *testing.B) {
 }
 
 // BenchmarkValidateOpaque is the full validation of an opaque access token:
-// HMAC check, then the token, client and user rows.
+// HMAC check, then the token, client and user rows — on PostgreSQL also
+// through the cache the service puts in front of it (live, as with its
+// change feed up).
 func BenchmarkValidateOpaque(b *testing.B) {
 	for _, st := range benchStores {
 		b.Run("store="+st.name, func(b *testing.B) {
 			env, token := benchEnv(b, testenv.Options{Postgres: st.postgres}, "bearer")
 			benchValidate(b, env, token)
+		})
+	}
+	b.Run("store=postgres-cached", func(b *testing.B) {
+		env, token := benchEnv(b, testenv.Options{Postgres: true, Cache: true}, "bearer")
+		benchValidate(b, env, token)
+	})
+}
+
+// BenchmarkSignJWT is the issuance of a JWT access token's signature:
+// KeyManager.Sign of a user's claims (JSON and the signature).
+func BenchmarkSignJWT(b *testing.B) {
+	for _, alg := range benchAlgs {
+		b.Run("alg="+alg, func(b *testing.B) {
+			env := testenv.New(b, testenv.Options{Alg: alg})
+			now := time.Now()
+			claims := oauth.AccessClaims{
+				Issuer: testenv.Issuer, Audience: oauth.Audience{testenv.Audience}, Subject: "user:42",
+				ClientID: "mobile", IssuedAt: now.Unix(), Expiry: now.Add(time.Hour).Unix(), JTI: "bench-jti",
+				Scope: "read email", Scopes: []string{"read", "email"}, GrantType: "password",
+				PreferredUsername: "alice", UserID: 42, Email: "alice@example.com", Version: "1.0.0",
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := env.Keys.Sign(claims); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }
