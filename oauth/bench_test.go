@@ -19,7 +19,9 @@ import (
 //
 //	BenchmarkVerifyJWTSignatureOnly  go-jose parse + verify with the public key
 //	BenchmarkVerifyJWT               Validator.VerifyJWT: the above + header and claim rules
-//	BenchmarkValidateJWT             Validator.Validate: the above + store lookups
+//	BenchmarkValidateJWT             Validator.Validate: the above + store lookups (the
+//	                                 same token each time: its signature is checked once)
+//	BenchmarkValidateJWTCold         the same, its signature checked every time
 //
 // Sub-benchmarks are named key=value for benchstat projections.
 
@@ -75,6 +77,28 @@ func BenchmarkValidateJWT(b *testing.B) {
 				benchValidate(b, env, token)
 			})
 		}
+	}
+}
+
+// BenchmarkValidateJWTCold is BenchmarkValidateJWT on a token presented
+// for the first time: the validator's cache of verified JWTs is emptied
+// before each validation, so that the signature is checked every time (as
+// every validation did before the cache).
+func BenchmarkValidateJWTCold(b *testing.B) {
+	for _, alg := range benchAlgs {
+		b.Run("store=memory/alg="+alg, func(b *testing.B) {
+			env, token := benchEnv(b, testenv.Options{Alg: alg}, "jwt")
+			ctx := context.Background()
+			v := env.Validator
+			cred := oauth.Credential{Scheme: oauth.SchemeBearer, Token: token}
+			b.ReportAllocs()
+			for b.Loop() {
+				v.ForgetVerifiedJWTs()
+				if _, err := v.Validate(ctx, cred); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
