@@ -127,7 +127,10 @@ func (v *Validator) opaqueSignature(ctx context.Context, token, prefix string) (
 	if !ok || !canonicalOpaque(raw) || v.enigma.Validate(ctx, raw) != nil {
 		return "", false
 	}
-	return v.enigma.Signature(raw), true
+	// fosite's Signature, the part after the dot, without its
+	// strings.Split: canonicalOpaque let only "key.signature" through.
+	_, sig, _ := strings.Cut(raw, ".")
+	return sig, true
 }
 
 // canonicalOpaque reports whether both base64url parts of an opaque token
