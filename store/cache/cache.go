@@ -54,8 +54,9 @@ var _ store.Store = (*Store)(nil)
 
 // passThrough lists, one by one, the methods of store.Store that the cache
 // forwards untouched: none of them reads or writes a user's account, a
-// client, the revoked JWT ids or an access token's record. Not store.Store's sub-interfaces, so that
-// a write added to one of them is not forwarded silently.
+// client, the revoked JWT ids or an access token's record. Not
+// store.Store's sub-interfaces, so that a write added to one of them is not
+// forwarded silently.
 type passThrough interface {
 	CreateClient(ctx context.Context, c bff.Client) error
 	ListClients(ctx context.Context) ([]bff.Client, error)
@@ -167,7 +168,8 @@ func (s *Store) Invalidate(ev string) {
 		s.tokens.forgetWhere(func(t *bff.AccessToken) bool { return t.UserID == id })
 	case "client":
 		delete(s.clients, subject)
-		// Deleting a client deletes its tokens.
+		// Deleting a client deletes its tokens (an update only costs the
+		// cached records of its tokens a read).
 		s.tokens.forgetWhere(func(t *bff.AccessToken) bool { return t.ClientID == subject })
 	case "access":
 		s.tokens.forget(subject)

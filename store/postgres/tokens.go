@@ -42,9 +42,10 @@ type opBatch struct {
 // beyond it, one "reload everything" event.
 const maxJTIEvents = 20
 
-// notify tells the other instances what this transaction revoked — only
-// what actually changed, so that revoking a revoked token costs no
-// instance a reload.
+// notify tells the other instances what this transaction revoked: the JWT
+// ids only when they actually changed, so that revoking a revoked token
+// costs no instance a reload of its set; each access token and family
+// revoked, which costs an instance no more than forgetting a record.
 func (b *opBatch) notify(ctx context.Context, tx pgx.Tx) error {
 	var events []string
 	if b.manyJTIs || len(b.revokedJTIs) > maxJTIEvents {
