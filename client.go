@@ -47,8 +47,11 @@ type Client struct {
 	// PKCERequired makes browser sign-in demand an S256 code_challenge. Only
 	// a client that cannot send one (the shipped Android app) turns it off.
 	PKCERequired bool
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// DPoPBoundAccessTokens makes the token endpoint demand a DPoP proof
+	// of this client (RFC 9449 §5.2).
+	DPoPBoundAccessTokens bool
+	CreatedAt             time.Time
+	UpdatedAt             time.Time
 }
 
 // The token_type labels of a token response (RFC 6749 §5.1, §7.1), and the

@@ -41,7 +41,9 @@ func countPresented(m *metrics.Metrics, endpoint string, c oauth.Credential, cli
 	m.RecordPresented(clientID, endpoint, presentedFormat(c), code)
 }
 
-// handleLogin exchanges an access token for a web session (SPEC §6).
+// handleLogin exchanges an access token for a web session (SPEC §6). A
+// DPoP-bound token needs its proof; the session made from it is a plain
+// cookie, bound to nothing (ADR 0028).
 func handleLogin(svc *oauth.Service, cookieSecure bool, m *metrics.Metrics) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		cred, err := oauth.ParseAuthorization(c.Request().Header.Get(echo.HeaderAuthorization))
@@ -49,6 +51,7 @@ func handleLogin(svc *oauth.Service, cookieSecure bool, m *metrics.Metrics) echo
 			countPresented(m, "login", cred, "", err)
 			return edxFailure(err)
 		}
+		cred.Proof = proofOf(c)
 		cookie, sess, err := svc.Login(c.Request().Context(), cred)
 		countPresented(m, "login", cred, sess.ClientID, err)
 		if err != nil {
@@ -96,12 +99,21 @@ func handleLogout(svc *oauth.Service, cookieSecure bool) echo.HandlerFunc {
 // header is not retried with the cookie.
 func credential(c echo.Context) (oauth.Credential, error) {
 	if h := c.Request().Header.Get(echo.HeaderAuthorization); h != "" {
-		return oauth.ParseAuthorization(h)
+		cred, err := oauth.ParseAuthorization(h)
+		cred.Proof = proofOf(c)
+		return cred, err
 	}
 	if ck, err := c.Cookie(oauth.SessionCookieName); err == nil && ck.Value != "" {
 		return oauth.Credential{Scheme: oauth.SchemeCookie, Token: ck.Value}, nil
 	}
 	return oauth.Credential{}, bff.ErrNoCredential
+}
+
+// proofOf is the request's DPoP proof for the validator: its DPoP headers,
+// method and path.
+func proofOf(c echo.Context) *oauth.ProofRequest {
+	r := c.Request()
+	return &oauth.ProofRequest{Headers: r.Header.Values(dpopHeader), Method: r.Method, Path: r.URL.Path}
 }
 
 // authenticate validates the caller of a first-party API and counts it.
