@@ -178,10 +178,13 @@ type Rollout struct {
 	JWTTokenType      string          `json:"jwt_token_type"`
 	// BrowserSignIn is whether the client holds the authorization_code
 	// grant (SPEC §14), with its redirect URIs and PKCE rule.
-	BrowserSignIn bool      `json:"browser_sign_in"`
-	RedirectURIs  []string  `json:"redirect_uris"`
-	PKCERequired  bool      `json:"pkce_required"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	BrowserSignIn bool     `json:"browser_sign_in"`
+	RedirectURIs  []string `json:"redirect_uris"`
+	PKCERequired  bool     `json:"pkce_required"`
+	// DPoPBoundAccessTokens is whether every token request of the client
+	// must carry a DPoP proof (RFC 9449 §5.2).
+	DPoPBoundAccessTokens bool      `json:"dpop_bound_access_tokens"`
+	UpdatedAt             time.Time `json:"updated_at"`
 }
 
 // FormatCounts counts access tokens by format.
@@ -320,7 +323,7 @@ func (s *Service) Migration(ctx context.Context, w Window) (MigrationReport, err
 		cm.Rollout = &Rollout{TokenType: c.TokenType, JWTRolloutPercent: c.JWTRolloutPercent,
 			JWTEnabled: c.JWTEnabled, Restricted: c.Restricted, JWTTokenType: c.JWTTokenType, UpdatedAt: c.UpdatedAt,
 			BrowserSignIn: c.HasGrant(bff.GrantAuthorizationCode), RedirectURIs: nonNilList(c.RedirectURIs),
-			PKCERequired: c.PKCERequired}
+			PKCERequired: c.PKCERequired, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens}
 	}
 	for _, c := range usage {
 		cm := get(c.ClientID)
