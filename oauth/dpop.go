@@ -186,10 +186,10 @@ func (d *DPoP) Check(ctx context.Context, req ProofRequest) (Proof, error) {
 			return Proof{}, fmt.Errorf("%w: ath is not the hash of the presented token", bff.ErrInvalidDPoPProof)
 		}
 	}
-	if c.Nonce != nil || d.NoncesRequired() {
-		if c.Nonce == nil || !d.validNonce(*c.Nonce, now) {
-			return Proof{}, fmt.Errorf("%w: the proof lacks a current nonce", bff.ErrUseDPoPNonce)
-		}
+	// Without server nonces a nonce claim is ignored: the client could not
+	// learn a good one (no DPoP-Nonce is given out).
+	if d.NoncesRequired() && (c.Nonce == nil || !d.validNonce(*c.Nonce, now)) {
+		return Proof{}, fmt.Errorf("%w: the proof lacks a current nonce", bff.ErrUseDPoPNonce)
 	}
 	jkt, err := Thumbprint(*jwk)
 	if err != nil {
