@@ -50,14 +50,14 @@ func TestDPoPSameTarget(t *testing.T) {
 	secrets, _ := NewSecrets([]byte("0123456789abcdef0123456789abcdef"))
 	d := NewDPoP(DPoPConfig{}, "https://bff.example.org/auth", secrets, memory.New(), nil)
 	for htu, want := range map[string]bool{
-		"https://bff.example.org/auth/api/me":            true,
-		"HTTPS://BFF.example.org:443/auth/api/me":        true,
-		"https://bff.example.org/auth/api/me?x=1#y":      true,
-		"https://bff.example.org/api/me":                 false, // the issuer's path is part of it
-		"http://bff.example.org/auth/api/me":             false,
-		"https://bff.example.org:8443/auth/api/me":       false,
-		"https://bff.example.org/auth/api/me/":           false,
-		"https://user@bff.example.org/auth/api/me":       false,
+		"https://bff.example.org/auth/api/me":       true,
+		"HTTPS://BFF.example.org:443/auth/api/me":   true,
+		"https://bff.example.org/auth/api/me?x=1#y": true,
+		"https://bff.example.org/api/me":            false, // the issuer's path is part of it
+		"http://bff.example.org/auth/api/me":        false,
+		"https://bff.example.org:8443/auth/api/me":  false,
+		"https://bff.example.org/auth/api/me/":      false,
+		"https://user@bff.example.org/auth/api/me":  false,
 		"/auth/api/me":                                   false,
 		"https://evil.example.org/auth/api/me":           false,
 		"https://bff.example.org/auth/api/%6De":          false, // spelled otherwise: not the same path
