@@ -18,7 +18,7 @@ const (
 // is DPoP-bound (RFC 9449), whether a token was presented with the DPoP
 // scheme and its proof. Aggregates counted before the binding was
 // (migration 0016) have Binding ""; the reports count them as unbound,
-// since tokens could not be bound before DPoP's release.
+// since no token could be bound before DPoP.
 const (
 	BindingDPoP = "dpop"
 	BindingNone = "none"

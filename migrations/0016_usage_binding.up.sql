@@ -2,7 +2,7 @@
 -- the binding — for an issued access token whether it is DPoP-bound, for a
 -- presented token whether it came with the DPoP scheme and its proof:
 -- 'dpop' or 'none'. The aggregates counted before hold '' (reported as
--- unbound: tokens could not be bound before DPoP's release). The column is
+-- unbound: no token could be bound before DPoP). The column is
 -- part of the key, so the primary key is rebuilt; the table holds hourly
 -- aggregates of the retention period only.
 ALTER TABLE usage_stats ADD COLUMN binding text NOT NULL DEFAULT '';
