@@ -26,7 +26,9 @@ func presentedFormat(c oauth.Credential) string {
 
 // countPresented records one presented token and its verdict — in the
 // Prometheus counter and the per-client usage statistics — by endpoint,
-// format, result and error code. clientID is the client of an accepted
+// format, binding (dpop for the DPoP scheme, whatever the verdict on its
+// proof; none for Bearer, JWT, the cookie and no credential), result and
+// error code. clientID is the client of an accepted
 // token; a rejected one is counted under its client when the validator had
 // established it, under "" otherwise. Every endpoint that accepts a
 // presented token counts it here (through authenticate, or directly).
@@ -38,7 +40,7 @@ func countPresented(m *metrics.Metrics, endpoint string, c oauth.Credential, cli
 			code = "unavailable"
 		}
 	}
-	m.RecordPresented(clientID, endpoint, presentedFormat(c), code)
+	m.RecordPresented(clientID, endpoint, presentedFormat(c), bff.BindingOf(c.Scheme == oauth.SchemeDPoP), code)
 }
 
 // handleLogin exchanges an access token for a web session (SPEC §6). A

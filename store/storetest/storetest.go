@@ -65,6 +65,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"IdempotencyConcurrentClaims", testIdempotencyConcurrentClaims},
 		{"IdempotencyBadInput", testIdempotencyBadInput},
 		{"UsageAddsUp", testUsageAddsUp},
+		{"UsageBinding", testUsageBinding},
 		{"UsageConcurrentAdds", testUsageConcurrentAdds},
 		{"UsagePrune", testUsagePrune},
 		{"ActiveTokens", testActiveTokens},
