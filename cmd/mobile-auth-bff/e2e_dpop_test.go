@@ -135,8 +135,9 @@ func wantTokenError(t *testing.T, what string, r response, code string, nonce bo
 // wantRejected checks a resource route's 401: DPoP's challenge with the
 // RFC's error and the algorithms, and the same verdict in the body (the
 // problem+json code or the edX error_code; edX names invalid_token
-// token_nonexistent, the code the apps act on).
-func wantRejected(t *testing.T, what string, r response, code string) {
+// token_nonexistent, the code the apps act on) and, when the request used
+// DPoP, the nonce for the next proof.
+func wantRejected(t *testing.T, what string, r response, code string, usedDPoP bool) {
 	t.Helper()
 	if r.status != http.StatusUnauthorized {
 		t.Errorf("%s: %d %s, want 401", what, r.status, r.body)
@@ -145,6 +146,9 @@ func wantRejected(t *testing.T, what string, r response, code string) {
 	wa := r.header.Get("WWW-Authenticate")
 	if !strings.HasPrefix(wa, `DPoP error="`+code+`"`) || !strings.Contains(wa, `algs="ES256`) {
 		t.Errorf("%s: WWW-Authenticate %q, want DPoP error=%q with algs", what, wa, code)
+	}
+	if usedDPoP && r.header.Get("DPoP-Nonce") == "" {
+		t.Errorf("%s: no DPoP-Nonce on the answer to a request that used DPoP", what)
 	}
 	got := jsonField(r.body, "code")
 	if got == "" {
@@ -327,7 +331,7 @@ func TestE2EDPoPResources(t *testing.T) {
 					if c.challenge == nil {
 						t.Fatalf("%s: a stale nonce was not challenged", what)
 					}
-					wantRejected(t, what+", stale nonce", *c.challenge, "use_dpop_nonce")
+					wantRejected(t, what+", stale nonce", *c.challenge, "use_dpop_nonce", true)
 					if c.challenge.header.Get("DPoP-Nonce") == "" {
 						t.Errorf("%s: use_dpop_nonce without DPoP-Nonce", what)
 					}
@@ -337,15 +341,15 @@ func TestE2EDPoPResources(t *testing.T) {
 				if r := c.callWith(rt.method, rt.path, tok.token, proof); r.status != rt.ok {
 					t.Fatalf("%s, fresh proof: %d %s", what, r.status, r.body)
 				}
-				wantRejected(t, what+", replayed proof", c.callWith(rt.method, rt.path, tok.token, proof), "invalid_dpop_proof")
-				wantRejected(t, what+", no proof", c.callWith(rt.method, rt.path, tok.token, ""), "invalid_dpop_proof")
+				wantRejected(t, what+", replayed proof", c.callWith(rt.method, rt.path, tok.token, proof), "invalid_dpop_proof", true)
+				wantRejected(t, what+", no proof", c.callWith(rt.method, rt.path, tok.token, ""), "invalid_dpop_proof", true)
 				thief := testkit.NewDPoPKey(t)
 				wantRejected(t, what+", another key's proof", c.callWith(rt.method, rt.path, tok.token,
-					thief.Proof(t, rt.method, e2eIssuer+rt.path, tok.token, c.nonce)), "invalid_dpop_proof")
+					thief.Proof(t, rt.method, e2eIssuer+rt.path, tok.token, c.nonce)), "invalid_dpop_proof", true)
 				wantRejected(t, what+", proof for another route", c.callWith(rt.method, rt.path, tok.token,
-					c.key.Proof(t, rt.method, e2eIssuer+"/api/other", tok.token, c.nonce)), "invalid_dpop_proof")
+					c.key.Proof(t, rt.method, e2eIssuer+"/api/other", tok.token, c.nonce)), "invalid_dpop_proof", true)
 				wantRejected(t, what+", proof for another token", c.callWith(rt.method, rt.path, tok.token,
-					c.key.Proof(t, rt.method, e2eIssuer+rt.path, "another token", c.nonce)), "invalid_dpop_proof")
+					c.key.Proof(t, rt.method, e2eIssuer+rt.path, "another token", c.nonce)), "invalid_dpop_proof", true)
 
 				// Stolen: the token without the key is nothing, whatever the
 				// scheme, even with the owner's proof sent along.
@@ -362,7 +366,7 @@ func TestE2EDPoPResources(t *testing.T) {
 					} else {
 						r = do(t, rt.method, s.public+rt.path, nil, h)
 					}
-					wantRejected(t, what+", stolen as "+scheme, r, "invalid_token")
+					wantRejected(t, what+", stolen as "+scheme, r, "invalid_token", false)
 					h["DPoP"] = c.key.Proof(t, rt.method, e2eIssuer+rt.path, tok.token, c.nonce)
 					if rt.method == http.MethodPost {
 						r = do(t, rt.method, s.public+rt.path, strings.NewReader(""), h)
@@ -382,7 +386,7 @@ func TestE2EDPoPResources(t *testing.T) {
 		if r := fresh.call(http.MethodGet, "/api/me", jwt); r.status != 200 || fresh.challenge == nil {
 			t.Errorf("first resource call without nonce: %d, challenged %v", r.status, fresh.challenge != nil)
 		} else {
-			wantRejected(t, "resource call without nonce", *fresh.challenge, "use_dpop_nonce")
+			wantRejected(t, "resource call without nonce", *fresh.challenge, "use_dpop_nonce", true)
 		}
 
 		// The web session made from a bound token is a plain cookie.
@@ -403,7 +407,7 @@ func TestE2EDPoPResources(t *testing.T) {
 		// An unbound token with the DPoP scheme is refused; as Bearer it
 		// works, with or without a proof sent along.
 		plain := s.login("app", "dana")["access_token"].(string)
-		wantRejected(t, "unbound token with the DPoP scheme", c.call(http.MethodGet, "/api/me", plain), "invalid_token")
+		wantRejected(t, "unbound token with the DPoP scheme", c.call(http.MethodGet, "/api/me", plain), "invalid_token", true)
 		if me := s.get("/api/me", "Authorization", "Bearer "+plain); me.status != 200 || me.header.Get("DPoP-Nonce") != "" {
 			t.Errorf("unbound Bearer token: %d, DPoP-Nonce %q", me.status, me.header.Get("DPoP-Nonce"))
 		}
@@ -447,7 +451,7 @@ func TestE2EDPoPClockSkew(t *testing.T) {
 			if tc.ok && r.status != 200 {
 				t.Errorf("/api/me, %s: %d %s", tc.name, r.status, r.body)
 			} else if !tc.ok {
-				wantRejected(t, "/api/me, "+tc.name, r, "invalid_dpop_proof")
+				wantRejected(t, "/api/me, "+tc.name, r, "invalid_dpop_proof", true)
 			}
 		}
 	})
@@ -480,12 +484,12 @@ func TestE2EDPoPTwoInstances(t *testing.T) {
 	if r := onA.callWith(http.MethodGet, "/api/me", tok, proof); r.status != 200 {
 		t.Fatalf("A: %d %s", r.status, r.body)
 	}
-	wantRejected(t, "A's proof replayed at B", onB.callWith(http.MethodGet, "/api/me", tok, proof), "invalid_dpop_proof")
+	wantRejected(t, "A's proof replayed at B", onB.callWith(http.MethodGet, "/api/me", tok, proof), "invalid_dpop_proof", true)
 	proof = onA.key.Proof(t, http.MethodGet, e2eIssuer+"/api/me", tok, onB.nonce)
 	if r := onB.callWith(http.MethodGet, "/api/me", tok, proof); r.status != 200 {
 		t.Fatalf("B: %d %s", r.status, r.body)
 	}
-	wantRejected(t, "B's proof replayed at A", onA.callWith(http.MethodGet, "/api/me", tok, proof), "invalid_dpop_proof")
+	wantRejected(t, "B's proof replayed at A", onA.callWith(http.MethodGet, "/api/me", tok, proof), "invalid_dpop_proof", true)
 
 	// At the token endpoint: the refresh of A's token at B, with a proof
 	// used at A first.
