@@ -503,3 +503,102 @@ func TestE2EDPoPTwoInstances(t *testing.T) {
 		t.Error("B challenged a nonce of A")
 	}
 }
+
+// TestE2EDPoPDatabaseCut: with PostgreSQL gone, a proof cannot be
+// recorded against replay: the token endpoint and /api/me answer 503 (with
+// the nonce), never 500 and never without the replay check; when it is
+// back, the client's next proof is answered.
+func TestE2EDPoPDatabaseCut(t *testing.T) {
+	t.Parallel()
+	dbURL := testdb.URL(t)
+	proxy := newPGProxy(t, dbTarget(t, dbURL))
+	s := start(t, baseEnv(map[string]string{"BFF_DATABASE_URL": proxy.url(dbURL)}))
+	s.createMobileClient("app", nil)
+	s.createUser("dana")
+	rsSecret := s.createBackend("rs")
+	c := newDPoPClient(s)
+	tok := wantBound(t, s, "password", c.token("/oauth2/access_token", passwordForm("jwt")), c.key, "rs", rsSecret)
+	access := tok["access_token"].(string)
+	if r := c.call(http.MethodGet, "/api/me", access); r.status != 200 {
+		t.Fatalf("/api/me: %d %s", r.status, r.body)
+	}
+
+	proxy.cut()
+	refresh := url.Values{"grant_type": {"refresh_token"}, "client_id": {"app"}, "refresh_token": {tok["refresh_token"].(string)}}
+	for name, r := range map[string]response{
+		"token endpoint": s.postForm("/oauth2/access_token", refresh, "DPoP",
+			c.key.Proof(t, http.MethodPost, e2eIssuer+"/oauth2/access_token", "", c.nonce)),
+		"/api/me": c.callWith(http.MethodGet, "/api/me", access, c.key.Proof(t, http.MethodGet, e2eIssuer+"/api/me", access, c.nonce)),
+	} {
+		if r.status != http.StatusServiceUnavailable || r.header.Get("DPoP-Nonce") == "" {
+			t.Errorf("%s with the database gone: %d, DPoP-Nonce %q: %s", name, r.status, r.header.Get("DPoP-Nonce"), r.body)
+		}
+	}
+	proxy.restore()
+	within(t, 15*time.Second, "the database back", func() bool {
+		return c.callWith(http.MethodGet, "/api/me", access, c.key.Proof(t, http.MethodGet, e2eIssuer+"/api/me", access, c.nonce)).status == 200
+	})
+	wantBound(t, s, "refresh after the cut", c.token("/oauth2/access_token", refresh), c.key, "rs", rsSecret)
+}
+
+// TestE2EDPoPNonces: with BFF_DPOP_NONCE_LIFETIME=10s the nonce rotates;
+// the one before stays good for a period, the one before that is answered
+// use_dpop_nonce with the current one, and the client's retry succeeds.
+// With BFF_DPOP_NONCE=false a proof needs no nonce and none is given out.
+func TestE2EDPoPNonces(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b backend) {
+		s, _, rsSecret := dpopServer(t, b, map[string]string{"BFF_DPOP_NONCE_LIFETIME": "10s"})
+		c := newDPoPClient(s)
+		access := wantBound(t, s, "password", c.token("/oauth2/access_token", passwordForm("bearer")), c.key, "rs", rsSecret)["access_token"].(string)
+		// currentNonce is what the server gives out now.
+		currentNonce := func() string {
+			return do(t, http.MethodGet, s.public+"/api/me", nil, map[string]string{"Authorization": "DPoP x"}).header.Get("DPoP-Nonce")
+		}
+		first := c.nonce
+		within(t, 15*time.Second, "the nonce rotates", func() bool { return currentNonce() != first })
+		if r := c.callWith(http.MethodGet, "/api/me", access, c.key.Proof(t, http.MethodGet, e2eIssuer+"/api/me", access, first)); r.status != 200 {
+			t.Errorf("the previous period's nonce: %d %s", r.status, r.body)
+		}
+		second := currentNonce()
+		within(t, 15*time.Second, "the nonce rotates again", func() bool { return currentNonce() != second })
+		r := c.callWith(http.MethodGet, "/api/me", access, c.key.Proof(t, http.MethodGet, e2eIssuer+"/api/me", access, first))
+		wantRejected(t, "a nonce two periods old", r, "use_dpop_nonce", true)
+		if n := r.header.Get("DPoP-Nonce"); n == first || n == "" {
+			t.Errorf("use_dpop_nonce gave %q", n)
+		}
+		c.nonce = first
+		c.challenge = nil
+		if r := c.call(http.MethodGet, "/api/me", access); r.status != 200 || c.challenge == nil {
+			t.Errorf("the client's retry after use_dpop_nonce: %d (challenged %v)", r.status, c.challenge != nil)
+		}
+	})
+	t.Run("off", func(t *testing.T) {
+		t.Parallel()
+		s, _, rsSecret := dpopServer(t, backendOf(t, false), map[string]string{"BFF_DPOP_NONCE": "false"})
+		key := testkit.NewDPoPKey(t)
+		r := s.postForm("/oauth2/access_token", passwordForm("jwt"), "DPoP", key.Proof(t, http.MethodPost, e2eIssuer+"/oauth2/access_token", "", ""))
+		access := wantBoundNoNonce(t, s, r, key, rsSecret)
+		me := do(t, http.MethodGet, s.public+"/api/me", nil, map[string]string{"Authorization": "DPoP " + access,
+			"DPoP": key.Proof(t, http.MethodGet, e2eIssuer+"/api/me", access, "")})
+		if me.status != 200 || me.header.Get("DPoP-Nonce") != "" {
+			t.Errorf("/api/me without nonces: %d, DPoP-Nonce %q", me.status, me.header.Get("DPoP-Nonce"))
+		}
+	})
+}
+
+// wantBoundNoNonce checks a bound token response of a server without
+// nonces and returns the access token.
+func wantBoundNoNonce(t *testing.T, s *server, r response, key *testkit.DPoPKey, rsSecret string) string {
+	t.Helper()
+	if r.status != 200 || r.header.Get("DPoP-Nonce") != "" {
+		t.Fatalf("token without nonces: %d, DPoP-Nonce %q: %s", r.status, r.header.Get("DPoP-Nonce"), r.body)
+	}
+	body := r.json(t)
+	access, _ := body["access_token"].(string)
+	in := s.introspect("rs", rsSecret, access)
+	if cnf, _ := in["cnf"].(map[string]any); body["token_type"] != "DPoP" || cnf["jkt"] != key.JKT {
+		t.Errorf("token without nonces: %v, introspection %v", body, in)
+	}
+	return access
+}
