@@ -136,8 +136,8 @@ func wantTokenError(t *testing.T, what string, r response, code string, nonce bo
 // RFC's error and the algorithms, and the same verdict in the body (the
 // problem+json code or the edX error_code; a verdict on the token itself
 // may have a finer code, with edX's error_code token_nonexistent that the
-// apps act on) and, when the request used
-// DPoP, the nonce for the next proof.
+// apps act on) and, when the request used DPoP, the nonce for the next
+// proof.
 func wantRejected(t *testing.T, what string, r response, code string, usedDPoP bool) {
 	t.Helper()
 	if r.status != http.StatusUnauthorized {
