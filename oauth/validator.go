@@ -161,11 +161,11 @@ func (v *Validator) checkBinding(ctx context.Context, c Credential, p bff.Princi
 		if p.JKT == "" || c.Holder == p.JKT {
 			return nil
 		}
-		return fmt.Errorf("%w: %w: the token is DPoP-bound; present it with Authorization: DPoP and a DPoP proof",
-			bff.ErrInvalidToken, bff.ErrDPoPBound)
+		return dpopBound{fmt.Errorf("%w: the token is DPoP-bound; present it with Authorization: DPoP and a DPoP proof",
+			bff.ErrInvalidToken)}
 	}
 	if p.JKT == "" {
-		return fmt.Errorf("%w: %w: the token is not DPoP-bound; present it as Bearer", bff.ErrInvalidToken, bff.ErrDPoPBound)
+		return dpopBound{fmt.Errorf("%w: the token is not DPoP-bound; present it as Bearer", bff.ErrInvalidToken)}
 	}
 	var req ProofRequest
 	if c.Proof != nil {
@@ -174,13 +174,20 @@ func (v *Validator) checkBinding(ctx context.Context, c Credential, p bff.Princi
 	req.AccessToken = c.Token
 	proof, err := v.dpop.Check(ctx, req)
 	if err != nil {
-		return fmt.Errorf("%w: %w", err, bff.ErrDPoPBound)
+		return dpopBound{err}
 	}
 	if proof.JKT != p.JKT {
-		return fmt.Errorf("%w: %w: the proof is signed by another key than the token is bound to", bff.ErrInvalidDPoPProof, bff.ErrDPoPBound)
+		return dpopBound{fmt.Errorf("%w: the proof is signed by another key than the token is bound to", bff.ErrInvalidDPoPProof)}
 	}
 	return nil
 }
+
+// dpopBound marks a rejection as DPoP's (bff.ErrDPoPBound) without
+// changing its text, which the answer's detail shows.
+type dpopBound struct{ error }
+
+func (e dpopBound) Unwrap() error        { return e.error }
+func (e dpopBound) Is(target error) bool { return target == bff.ErrDPoPBound }
 
 // Opaque tokens carry fosite's prefixes.
 const (
