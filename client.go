@@ -47,8 +47,13 @@ type Client struct {
 	// PKCERequired makes browser sign-in demand an S256 code_challenge. Only
 	// a client that cannot send one (the shipped Android app) turns it off.
 	PKCERequired bool
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// DPoPBoundAccessTokens makes the client send a DPoP proof with every
+	// token request, so that none of its tokens is a bearer credential
+	// (RFC 9449 §5.2, dpop_bound_access_tokens). Off by default: the
+	// shipped apps send no proof.
+	DPoPBoundAccessTokens bool
+	CreatedAt             time.Time
+	UpdatedAt             time.Time
 }
 
 // The token_type labels of a token response (RFC 6749 §5.1, §7.1), and the

@@ -40,6 +40,21 @@ var (
 	// Facebook, Apple) could not be asked: unreachable, too slow, or
 	// answering with a server error. The provider token was not judged.
 	ErrProviderUnavailable = errors.New("identity provider unavailable")
+
+	// ErrInvalidDPoPProof means a request's DPoP proof (RFC 9449) is
+	// missing where one is needed, malformed, signed badly or by another
+	// key than the token's, for another request, outside its time window,
+	// or replayed.
+	ErrInvalidDPoPProof = errors.New("invalid DPoP proof")
+	// ErrUseDPoPNonce means a DPoP proof lacks the server's current nonce
+	// (RFC 9449 §8, §9): the answer carries one in DPoP-Nonce, and the
+	// client retries with a proof that holds it.
+	ErrUseDPoPNonce = errors.New("DPoP proof needs the server's nonce")
+	// ErrDPoPBound marks a rejection of a DPoP-bound token presented
+	// without DPoP, or of a DPoP presentation: the answer's
+	// WWW-Authenticate challenge is DPoP's, not Bearer's (RFC 9449 §7.1).
+	// It comes with the verdict it explains (ErrInvalidToken, say).
+	ErrDPoPBound = errors.New("DPoP-bound token")
 )
 
 // ThrottledError carries how long a throttled caller must wait. It matches
@@ -55,7 +70,8 @@ func (e *ThrottledError) Is(target error) bool { return target == ErrTooManyAtte
 
 // tokenVerdicts are the validator's judgements that a presented token is
 // not usable (as opposed to a failure to judge it, ErrUnavailable).
-var tokenVerdicts = []error{ErrInvalidToken, ErrNonAsymmetricToken, ErrTokenExpired, ErrAccountDisabled, ErrTokenRevoked}
+var tokenVerdicts = []error{ErrInvalidToken, ErrNonAsymmetricToken, ErrTokenExpired, ErrAccountDisabled, ErrTokenRevoked,
+	ErrInvalidDPoPProof, ErrUseDPoPNonce}
 
 // IsTokenVerdict reports whether err is a judgement on a presented token:
 // malformed or unknown, a symmetric JWT, expired, revoked, or its account

@@ -20,6 +20,9 @@ type Principal struct {
 	ExpiresAt time.Time
 	// Restricted is the is_restricted claim of a JWT, or the client's flag.
 	Restricted bool
+	// JKT is the thumbprint of the DPoP key the token is bound to (RFC
+	// 9449); "" for a bearer token and a web session.
+	JKT string
 }
 
 // HasScope reports whether the token carries scope s.

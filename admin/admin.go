@@ -46,6 +46,9 @@ type NewClient struct {
 	RedirectURIs []string `json:"redirect_uris"`
 	// PKCERequired defaults to true.
 	PKCERequired *bool `json:"pkce_required"`
+	// DPoPBoundAccessTokens (default false) makes every token request of
+	// the client carry a DPoP proof (RFC 9449 §5.2).
+	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens"`
 }
 
 // CreatedClient is a new client and, for confidential clients, its secret,
@@ -63,7 +66,7 @@ func (s *Service) CreateClient(ctx context.Context, in NewClient) (CreatedClient
 		ID: in.ID, Name: in.Name, Public: in.Public, GrantTypes: in.GrantTypes, Scopes: in.Scopes,
 		TokenType: in.TokenType, JWTRolloutPercent: in.JWTRolloutPercent, JWTEnabled: true,
 		Restricted: in.Restricted, JWTTokenType: bff.CanonicalJWTTokenType(in.JWTTokenType),
-		RedirectURIs: dedupe(in.RedirectURIs), PKCERequired: true,
+		RedirectURIs: dedupe(in.RedirectURIs), PKCERequired: true, DPoPBoundAccessTokens: in.DPoPBoundAccessTokens,
 		CreatedAt: now, UpdatedAt: now, Incarnation: bff.NewIncarnation(),
 	}
 	if in.PKCERequired != nil {
@@ -127,6 +130,9 @@ type ClientPatch struct {
 	// RedirectURIs replaces the list; [] clears it.
 	RedirectURIs *[]string `json:"redirect_uris"`
 	PKCERequired *bool     `json:"pkce_required"`
+	// DPoPBoundAccessTokens turns the demand for a DPoP proof on or off;
+	// tokens already issued keep their binding (or its absence).
+	DPoPBoundAccessTokens *bool `json:"dpop_bound_access_tokens"`
 }
 
 // UpdateClient applies a patch atomically; the result must still be valid.
@@ -164,6 +170,9 @@ func (s *Service) UpdateClient(ctx context.Context, id string, p ClientPatch) (b
 		}
 		if p.PKCERequired != nil {
 			c.PKCERequired = *p.PKCERequired
+		}
+		if p.DPoPBoundAccessTokens != nil {
+			c.DPoPBoundAccessTokens = *p.DPoPBoundAccessTokens
 		}
 		c.UpdatedAt = time.Now().UTC()
 		return c.Validate()

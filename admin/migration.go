@@ -142,18 +142,21 @@ func (w Window) Starts() []time.Time {
 }
 
 // MigrationReport is what the migration views show (SPEC §12): per client,
-// tokens issued by format and grant, tokens presented by endpoint, format
-// and result with their error codes, active tokens by format, and the
-// rollout controls — for the whole window and per bucket.
+// tokens issued by format, grant and binding, tokens presented by endpoint,
+// format, binding and result with their error codes, active tokens by
+// format and binding, and the rollout controls — for the whole window and
+// per bucket. The binding is DPoP (RFC 9449) or none; aggregates counted
+// before the binding was count as none.
 type MigrationReport struct {
 	From        time.Time `json:"from"`
 	To          time.Time `json:"to"`
 	Bucket      string    `json:"bucket"`
 	GeneratedAt time.Time `json:"generated_at"`
 	// Totals sums every client, including tokens tied to no client.
-	Totals       Stats             `json:"totals"`
-	ActiveTokens FormatCounts      `json:"active_tokens"`
-	Clients      []ClientMigration `json:"clients"`
+	Totals          Stats             `json:"totals"`
+	ActiveTokens    FormatCounts      `json:"active_tokens"`
+	ActiveByBinding BindingCounts     `json:"active_tokens_by_binding"`
+	Clients         []ClientMigration `json:"clients"`
 }
 
 // ClientMigration is one client's part of a report. The client "" holds
@@ -161,12 +164,13 @@ type MigrationReport struct {
 // forged, unknown); a client that was deleted keeps its history, without
 // rollout controls.
 type ClientMigration struct {
-	ClientID     string        `json:"client_id"`
-	Name         string        `json:"name,omitempty"`
-	Rollout      *Rollout      `json:"rollout"`
-	ActiveTokens FormatCounts  `json:"active_tokens"`
-	Totals       Stats         `json:"totals"`
-	Series       []BucketStats `json:"series"`
+	ClientID        string        `json:"client_id"`
+	Name            string        `json:"name,omitempty"`
+	Rollout         *Rollout      `json:"rollout"`
+	ActiveTokens    FormatCounts  `json:"active_tokens"`
+	ActiveByBinding BindingCounts `json:"active_tokens_by_binding"`
+	Totals          Stats         `json:"totals"`
+	Series          []BucketStats `json:"series"`
 }
 
 // Rollout is a client's format controls (SPEC §4–5).
@@ -178,16 +182,48 @@ type Rollout struct {
 	JWTTokenType      string          `json:"jwt_token_type"`
 	// BrowserSignIn is whether the client holds the authorization_code
 	// grant (SPEC §14), with its redirect URIs and PKCE rule.
-	BrowserSignIn bool      `json:"browser_sign_in"`
-	RedirectURIs  []string  `json:"redirect_uris"`
-	PKCERequired  bool      `json:"pkce_required"`
-	UpdatedAt     time.Time `json:"updated_at"`
+	BrowserSignIn bool     `json:"browser_sign_in"`
+	RedirectURIs  []string `json:"redirect_uris"`
+	PKCERequired  bool     `json:"pkce_required"`
+	// DPoPBoundAccessTokens is whether every token request of the client
+	// must carry a DPoP proof (RFC 9449 §5.2).
+	DPoPBoundAccessTokens bool      `json:"dpop_bound_access_tokens"`
+	UpdatedAt             time.Time `json:"updated_at"`
 }
 
 // FormatCounts counts access tokens by format.
 type FormatCounts struct {
 	Bearer int64 `json:"bearer"`
 	JWT    int64 `json:"jwt"`
+}
+
+// BindingCounts counts access tokens by binding: DPoP-bound (RFC 9449) or
+// not.
+type BindingCounts struct {
+	DPoP int64 `json:"dpop"`
+	None int64 `json:"none"`
+}
+
+func (b *BindingCounts) add(binding string, n int64) {
+	if binding == bff.BindingDPoP {
+		b.DPoP += n
+	} else {
+		b.None += n // also "": counted before the binding was, when no token could be bound
+	}
+}
+
+// BindingResults splits presented tokens by binding: presented with the
+// DPoP scheme and a proof, or not (Bearer, JWT, the session cookie, none).
+type BindingResults struct {
+	DPoP ResultCounts `json:"dpop"`
+	None ResultCounts `json:"none"`
+}
+
+func (b *BindingResults) of(binding string) *ResultCounts {
+	if binding == bff.BindingDPoP {
+		return &b.DPoP
+	}
+	return &b.None
 }
 
 // Stats are the counts of a period.
@@ -211,6 +247,8 @@ type IssuedStats struct {
 	JWTShare *float64 `json:"jwt_share"`
 	// ByGrant counts per grant_type of the request, then per format.
 	ByGrant map[string]FormatCounts `json:"by_grant"`
+	// ByBinding counts DPoP-bound and unbound tokens.
+	ByBinding BindingCounts `json:"by_binding"`
 }
 
 // PresentedStats counts presented tokens.
@@ -222,6 +260,9 @@ type PresentedStats struct {
 	// session (the web session cookie) or none (no credential).
 	ByFormat   map[string]ResultCounts `json:"by_format"`
 	ByEndpoint map[string]ResultCounts `json:"by_endpoint"`
+	// ByBinding splits the results by whether the token came with the
+	// DPoP scheme.
+	ByBinding BindingResults `json:"by_binding"`
 	// ErrorCodes counts rejections by code (invalid_token,
 	// non_asymmetric_token, token_expired, account_disabled, …).
 	ErrorCodes map[string]int64 `json:"error_codes"`
@@ -255,20 +296,23 @@ func (s *Stats) add(c bff.UsageCount) {
 			g.Bearer += c.Count
 		}
 		is.ByGrant[c.GrantType] = g
+		is.ByBinding.add(c.Binding, c.Count)
 		share := float64(is.JWT) / float64(is.Total)
 		is.JWTShare = &share
 	case bff.UsagePresented:
 		ps := &s.Presented
 		ps.Total += c.Count
-		f, e := ps.ByFormat[c.Format], ps.ByEndpoint[c.Endpoint]
+		f, e, b := ps.ByFormat[c.Format], ps.ByEndpoint[c.Endpoint], ps.ByBinding.of(c.Binding)
 		if c.Result == bff.ResultOK {
 			ps.OK += c.Count
 			f.OK += c.Count
 			e.OK += c.Count
+			b.OK += c.Count
 		} else {
 			ps.Errors += c.Count
 			f.Errors += c.Count
 			e.Errors += c.Count
+			b.Errors += c.Count
 			ps.ErrorCodes[c.ErrorCode] += c.Count
 		}
 		ps.ByFormat[c.Format], ps.ByEndpoint[c.Endpoint] = f, e
@@ -320,7 +364,7 @@ func (s *Service) Migration(ctx context.Context, w Window) (MigrationReport, err
 		cm.Rollout = &Rollout{TokenType: c.TokenType, JWTRolloutPercent: c.JWTRolloutPercent,
 			JWTEnabled: c.JWTEnabled, Restricted: c.Restricted, JWTTokenType: c.JWTTokenType, UpdatedAt: c.UpdatedAt,
 			BrowserSignIn: c.HasGrant(bff.GrantAuthorizationCode), RedirectURIs: nonNilList(c.RedirectURIs),
-			PKCERequired: c.PKCERequired}
+			PKCERequired: c.PKCERequired, DPoPBoundAccessTokens: c.DPoPBoundAccessTokens}
 	}
 	for _, c := range usage {
 		cm := get(c.ClientID)
@@ -332,8 +376,11 @@ func (s *Service) Migration(ctx context.Context, w Window) (MigrationReport, err
 		}
 	}
 	for _, a := range active {
-		get(a.ClientID).ActiveTokens.add(a.Format, a.Count)
+		cm := get(a.ClientID)
+		cm.ActiveTokens.add(a.Format, a.Count)
+		cm.ActiveByBinding.add(a.Binding, a.Count)
 		rep.ActiveTokens.add(a.Format, a.Count)
+		rep.ActiveByBinding.add(a.Binding, a.Count)
 	}
 
 	rep.Clients = make([]ClientMigration, 0, len(byID))

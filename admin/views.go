@@ -20,8 +20,11 @@ type ClientView struct {
 	JWTTokenType      string          `json:"jwt_token_type"` // "" leaves the label to the request
 	RedirectURIs      []string        `json:"redirect_uris"`
 	PKCERequired      bool            `json:"pkce_required"`
-	CreatedAt         time.Time       `json:"created_at"`
-	UpdatedAt         time.Time       `json:"updated_at"`
+	// DPoPBoundAccessTokens: the client must send a DPoP proof with every
+	// token request (RFC 9449 §5.2).
+	DPoPBoundAccessTokens bool      `json:"dpop_bound_access_tokens"`
+	CreatedAt             time.Time `json:"created_at"`
+	UpdatedAt             time.Time `json:"updated_at"`
 	// PreviousSecretExpiresAt is when the secret the last rotation replaced
 	// stops (or stopped) authenticating the client; absent when that
 	// rotation kept none.
@@ -38,7 +41,7 @@ func ViewClient(c bff.Client) ClientView {
 		ID: c.ID, Name: c.Name, Public: c.Public, GrantTypes: c.GrantTypes, Scopes: c.Scopes,
 		TokenType: c.TokenType, JWTRolloutPercent: c.JWTRolloutPercent, JWTEnabled: c.JWTEnabled,
 		Restricted: c.Restricted, JWTTokenType: c.JWTTokenType, RedirectURIs: c.RedirectURIs, PKCERequired: c.PKCERequired,
-		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		DPoPBoundAccessTokens: c.DPoPBoundAccessTokens, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 	}
 	if c.PreviousSecretHash != nil {
 		exp := c.PreviousSecretExpiresAt

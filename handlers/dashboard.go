@@ -225,6 +225,7 @@ type clientPanel struct {
 	Grants        []grantRow
 	Formats       []resultRow
 	Endpoints     []resultRow
+	Bindings      []bindingRow
 	Codes         []codeRow
 }
 
@@ -236,6 +237,14 @@ type grantRow struct {
 type resultRow struct {
 	Name       string
 	OK, Errors int64
+}
+
+// bindingRow is one binding's line of a client: issued, presented and
+// active tokens DPoP-bound or not.
+type bindingRow struct {
+	Binding, Name             string
+	Issued, Active            int64
+	PresentedOK, PresentedErr int64
 }
 
 type codeRow struct {
@@ -297,6 +306,8 @@ var codeMeanings = map[string]string{
 	"account_disabled":     "the user is disabled",
 	"token_revoked":        "revoked, or its family was",
 	"non_supported_token":  "valid, but not usable there (e.g. client credentials at login)",
+	"invalid_dpop_proof":   "a DPoP proof missing, malformed, replayed, by another key or for another request",
+	"use_dpop_nonce":       "a DPoP proof without the server's current nonce (the client retries with it)",
 	"unavailable":          "the store could not answer",
 }
 
@@ -319,6 +330,15 @@ func newClientPanel(cm admin.ClientMigration, bucket string) clientPanel {
 	slices.SortFunc(p.Grants, func(a, b grantRow) int { return strings.Compare(a.Grant, b.Grant) })
 	p.Formats = resultRows(cm.Totals.Presented.ByFormat)
 	p.Endpoints = resultRows(cm.Totals.Presented.ByEndpoint)
+	is, ps, act := cm.Totals.Issued.ByBinding, cm.Totals.Presented.ByBinding, cm.ActiveByBinding
+	if is.DPoP+ps.DPoP.OK+ps.DPoP.Errors+act.DPoP > 0 || cm.Rollout != nil && cm.Rollout.DPoPBoundAccessTokens {
+		p.Bindings = []bindingRow{
+			{Binding: bff.BindingDPoP, Name: "DPoP-bound", Issued: is.DPoP, Active: act.DPoP,
+				PresentedOK: ps.DPoP.OK, PresentedErr: ps.DPoP.Errors},
+			{Binding: bff.BindingNone, Name: "unbound", Issued: is.None, Active: act.None,
+				PresentedOK: ps.None.OK, PresentedErr: ps.None.Errors},
+		}
+	}
 	for code, n := range cm.Totals.Presented.ErrorCodes {
 		p.Codes = append(p.Codes, codeRow{Code: code, Meaning: codeMeanings[code], Count: n})
 	}

@@ -39,6 +39,7 @@ type Metadata struct {
 	CodeChallengeMethods             []string `json:"code_challenge_methods_supported"`
 	ResponseModesSupported           []string `json:"response_modes_supported"`
 	AuthorizationResponseISS         bool     `json:"authorization_response_iss_parameter_supported"`
+	DPoPSigningAlgValues             []string `json:"dpop_signing_alg_values_supported"`
 	ServiceDocumentation             string   `json:"service_documentation,omitempty"`
 }
 
@@ -47,6 +48,10 @@ func newMetadata(issuer string) Metadata {
 	algs := make([]string, len(oauth.Algorithms))
 	for i, a := range oauth.Algorithms {
 		algs[i] = string(a)
+	}
+	dpopAlgs := make([]string, len(oauth.DPoPAlgorithms))
+	for i, a := range oauth.DPoPAlgorithms {
+		dpopAlgs[i] = string(a)
 	}
 	return Metadata{
 		Issuer:                           issuer,
@@ -64,6 +69,7 @@ func newMetadata(issuer string) Metadata {
 		IntrospectionEndpointAuthMethods: []string{"client_secret_basic", "client_secret_post"},
 		RevocationEndpointAuthMethods:    []string{"client_secret_basic", "client_secret_post", "none"},
 		AccessTokenSigningAlgValues:      algs,
+		DPoPSigningAlgValues:             dpopAlgs,
 	}
 }
 

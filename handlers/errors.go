@@ -248,6 +248,16 @@ var verdicts = []verdict{
 		token:  true, edx: http.StatusUnauthorized, appCode: "token_nonexistent", message: "Authentication credentials were not provided."},
 	{err: bff.ErrNonAsymmetricToken, status: http.StatusUnauthorized, code: "non_asymmetric_token", detail: "Only asymmetric jwt are supported.",
 		token: true, edx: http.StatusUnauthorized, appCode: "non_asymmetric_token", message: "Only asymmetric jwt are supported."},
+	// DPoP (RFC 9449 §7.1; at the token endpoint §5 and §8).
+	{err: bff.ErrUseDPoPNonce, status: http.StatusUnauthorized, code: "use_dpop_nonce",
+		detail: "The DPoP proof must carry the server's nonce: retry with a new proof whose nonce is the DPoP-Nonce header of this answer.",
+		token:  true, edx: http.StatusUnauthorized, appCode: "use_dpop_nonce",
+		message: "The DPoP proof must carry the server's nonce: retry with the nonce of the DPoP-Nonce header.",
+		oauth:   http.StatusBadRequest, oauthError: "use_dpop_nonce",
+		oauthDesc: "The DPoP proof must carry the server's nonce: retry with a new proof whose nonce is the DPoP-Nonce header of this answer."},
+	{err: bff.ErrInvalidDPoPProof, status: http.StatusUnauthorized, code: "invalid_dpop_proof",
+		token: true, edx: http.StatusUnauthorized, appCode: "invalid_dpop_proof", message: "Invalid DPoP proof.",
+		oauth: http.StatusBadRequest, oauthError: "invalid_dpop_proof"},
 	{err: bff.ErrInvalidToken, status: http.StatusUnauthorized, code: "invalid_token", detail: "Invalid token.",
 		token: true, edx: http.StatusUnauthorized, appCode: "token_nonexistent", message: "Invalid token."},
 	{err: bff.ErrTokenExpired, status: http.StatusUnauthorized, code: "token_expired", detail: "Token has expired.",
@@ -325,6 +335,9 @@ func writeEdxError(c echo.Context, err error, log *slog.Logger) {
 	if v, ok := lookup(err, func(v verdict) bool { return v.edx != 0 }); ok {
 		status, body = v.edx, edxErrorBody{v.appCode, v.message}
 	}
+	if status == http.StatusUnauthorized && usesDPoP(c.Request(), err) {
+		c.Response().Header().Set("WWW-Authenticate", dpopChallenge(dpopErrorCode(err)))
+	}
 	if status == http.StatusServiceUnavailable {
 		c.Response().Header().Set("Retry-After", "5")
 	}
@@ -390,6 +403,8 @@ func writeProblem(c echo.Context, err error, log *slog.Logger) {
 	case errors.Is(err, bff.ErrNoCredential):
 		// RFC 6750 §3.1: no error code when the request had no credential.
 		h.Set("WWW-Authenticate", `Bearer realm="mobile-auth-bff"`)
+	case usesDPoP(c.Request(), err):
+		h.Set("WWW-Authenticate", dpopChallenge(dpopErrorCode(err)))
 	default:
 		h.Set("WWW-Authenticate", `Bearer realm="mobile-auth-bff", error="invalid_token"`)
 	}

@@ -139,7 +139,7 @@ func TestTokenExchange(t *testing.T) {
 				t.Errorf("narrowed scope: %v", narrow["scope"])
 			}
 
-			issued := testutil.ToFloat64(env.Metrics.TokensIssued.WithLabelValues("app", "jwt", bff.GrantTokenExchange))
+			issued := testutil.ToFloat64(env.Metrics.TokensIssued.WithLabelValues("app", "jwt", bff.GrantTokenExchange, bff.BindingNone))
 			if issued != 3 {
 				t.Errorf("bff_tokens_issued_total{grant_type=token-exchange} = %v, want 3", issued)
 			}
@@ -317,7 +317,7 @@ func TestTokenExchangeStoreDown(t *testing.T) {
 		}
 	}
 	mustMe(t, env, "the subject after failed exchanges", subject, 200, "")
-	if n := testutil.ToFloat64(env.Metrics.TokensIssued.WithLabelValues("app", "jwt", bff.GrantTokenExchange)); n != 0 {
+	if n := testutil.ToFloat64(env.Metrics.TokensIssued.WithLabelValues("app", "jwt", bff.GrantTokenExchange, bff.BindingNone)); n != 0 {
 		t.Errorf("failed exchanges counted as issued: %v", n)
 	}
 }

@@ -56,7 +56,8 @@ func clientOf(t *testing.T, rep admin.MigrationReport, id string) admin.ClientMi
 
 // TestMigrationReportGolden pins the JSON shape of the report over fixed
 // aggregates: a client in rollout, a deleted client and unidentified tokens,
-// by hour and by day.
+// DPoP-bound, unbound and counted before the binding was, by hour and by
+// day.
 func TestMigrationReportGolden(t *testing.T) {
 	t.Parallel()
 	env := testenv.New(t, testenv.Options{})
@@ -72,9 +73,17 @@ func TestMigrationReportGolden(t *testing.T) {
 		}
 		return bff.UsageCount{UsageKey: k, Count: n}
 	}
+	bound := func(c bff.UsageCount, binding string) bff.UsageCount {
+		c.Binding = binding
+		return c
+	}
 	if err := env.Store.AddUsage(context.Background(), []bff.UsageCount{
-		u(h, "app", bff.UsageIssued, "bearer", bff.GrantPassword, "", "", 6),
+		u(h, "app", bff.UsageIssued, "bearer", bff.GrantPassword, "", "", 6), // before the binding was counted
 		u(h, "app", bff.UsageIssued, "jwt", bff.GrantPassword, "", "", 2),
+		bound(u(h.Add(time.Hour), "app", bff.UsageIssued, "jwt", bff.GrantPassword, "", "", 4), bff.BindingDPoP),
+		bound(u(h.Add(time.Hour), "app", bff.UsageIssued, "bearer", bff.GrantPassword, "", "", 1), bff.BindingNone),
+		bound(u(h.Add(time.Hour), "app", bff.UsagePresented, "jwt", "", "me", "", 3), bff.BindingDPoP),
+		bound(u(h.Add(time.Hour), "app", bff.UsagePresented, "jwt", "", "me", "invalid_dpop_proof", 1), bff.BindingDPoP),
 		u(h.Add(time.Hour), "app", bff.UsageIssued, "jwt", bff.GrantTokenExchange, "", "", 3),
 		u(h.Add(time.Hour), "app", bff.UsageIssued, "bearer", bff.GrantRefreshToken, "", "", 1),
 		u(h, "app", bff.UsagePresented, "jwt", "", "me", "", 9),
@@ -169,6 +178,7 @@ func TestMigrationCounts(t *testing.T) {
 				Total: 4, OK: 2, Errors: 2,
 				ByFormat:   map[string]admin.ResultCounts{"bearer": {OK: 1}, "jwt": {OK: 1, Errors: 2}},
 				ByEndpoint: map[string]admin.ResultCounts{"me": {OK: 2, Errors: 2}},
+				ByBinding:  admin.BindingResults{None: admin.ResultCounts{OK: 2, Errors: 2}},
 				ErrorCodes: map[string]int64{"token_expired": 1, "account_disabled": 1},
 			}
 			if diff := cmp.Diff(wantPresented, app.Totals.Presented); diff != "" {
@@ -263,4 +273,84 @@ func TestUsageSurvivesStoreFailure(t *testing.T) {
 	if got := testutil.ToFloat64(env.Metrics.UsageDropped); got != 0 {
 		t.Errorf("dropped = %v", got)
 	}
+}
+
+// TestMigrationCountsDPoP: the migration statistics count DPoP-bound and
+// unbound tokens apart — issued, presented (by the scheme they came with,
+// whatever the verdict) and active — in the report, the dashboard and the
+// Prometheus counters.
+func TestMigrationCountsDPoP(t *testing.T) {
+	testkit.EachStore(t, func(t *testing.T, pg bool) {
+		env := newDPoPEnv(t, pg)
+		key := testkit.NewDPoPKey(t)
+
+		bound := env.boundToken(t, key, testenv.PasswordForm("mobile", "dora"))["access_token"].(string)
+		env.boundToken(t, key, testenv.PasswordForm("mobile-jwt", "dora"))
+		unbound := env.Token(t, testenv.PasswordForm("mobile", "dora"))["access_token"].(string)
+
+		if rec := env.dpopMe(t, key, bound); rec.Code != http.StatusOK {
+			t.Fatalf("/api/me with DPoP: %d %s", rec.Code, rec.Body)
+		}
+		wantDPoPRejection(t, "no proof", env.me("Authorization", "DPoP "+bound), "invalid_dpop_proof", "invalid_dpop_proof")
+		if rec := env.me("Authorization", "Bearer "+unbound); rec.Code != http.StatusOK {
+			t.Fatalf("/api/me with Bearer: %d %s", rec.Code, rec.Body)
+		}
+		wantDPoPRejection(t, "bound token as Bearer", env.me("Authorization", "Bearer "+bound), "invalid_token", "invalid_token")
+
+		rep := migrationReport(t, env.Env, "")
+		mobile := clientOf(t, rep, "mobile")
+		if want := (admin.BindingCounts{DPoP: 1, None: 1}); mobile.Totals.Issued.ByBinding != want {
+			t.Errorf("mobile issued by binding = %+v, want %+v", mobile.Totals.Issued.ByBinding, want)
+		}
+		if want := (admin.BindingResults{DPoP: admin.ResultCounts{OK: 1, Errors: 1}, None: admin.ResultCounts{OK: 1, Errors: 1}}); mobile.Totals.Presented.ByBinding != want {
+			t.Errorf("mobile presented by binding = %+v, want %+v", mobile.Totals.Presented.ByBinding, want)
+		}
+		if want := (admin.BindingCounts{DPoP: 1, None: 1}); mobile.ActiveByBinding != want {
+			t.Errorf("mobile active by binding = %+v, want %+v", mobile.ActiveByBinding, want)
+		}
+		if last := mobile.Series[len(mobile.Series)-1]; last.Issued.ByBinding.DPoP != 1 || last.Presented.ByBinding.DPoP.OK != 1 {
+			t.Errorf("the current bucket: %+v", last.Stats)
+		}
+		jwt := clientOf(t, rep, "mobile-jwt")
+		if jwt.Totals.Issued.ByBinding != (admin.BindingCounts{DPoP: 1}) || jwt.ActiveByBinding != (admin.BindingCounts{DPoP: 1}) {
+			t.Errorf("mobile-jwt: issued %+v, active %+v; want one DPoP-bound", jwt.Totals.Issued.ByBinding, jwt.ActiveByBinding)
+		}
+		if rep.Totals.Issued.ByBinding != (admin.BindingCounts{DPoP: 2, None: 1}) || rep.ActiveByBinding != (admin.BindingCounts{DPoP: 2, None: 1}) {
+			t.Errorf("totals: issued %+v, active %+v", rep.Totals.Issued.ByBinding, rep.ActiveByBinding)
+		}
+
+		rec := adminGet(t, env.Env, "/metrics")
+		for _, want := range []string{
+			`bff_tokens_issued_total{binding="dpop",client_id="mobile",format="bearer",grant_type="password"} 1`,
+			`bff_tokens_issued_total{binding="none",client_id="mobile",format="bearer",grant_type="password"} 1`,
+			`bff_tokens_issued_total{binding="dpop",client_id="mobile-jwt",format="jwt",grant_type="password"} 1`,
+			`bff_tokens_presented_total{binding="dpop",endpoint="me",error_code="",format="bearer",result="ok"} 1`,
+			`bff_tokens_presented_total{binding="dpop",endpoint="me",error_code="invalid_dpop_proof",format="bearer",result="error"} 1`,
+			`bff_tokens_presented_total{binding="none",endpoint="me",error_code="",format="bearer",result="ok"} 1`,
+			`bff_tokens_presented_total{binding="none",endpoint="me",error_code="invalid_token",format="bearer",result="error"} 1`,
+		} {
+			if !strings.Contains(rec.Body.String(), want+"\n") {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+
+		b := newBrowser(t, env.Env)
+		b.signIn(testenv.AdminToken)
+		html := b.get("/admin/dashboard").body
+		section := html[strings.Index(html, `data-client="mobile"`):]
+		section = section[:strings.Index(section, "</section>")]
+		for _, want := range []string{
+			`data-stat="issued-dpop">1<`, `data-stat="active-dpop">1<`,
+			`<tr data-binding="dpop"><td>DPoP-bound</td><td class="num" data-col="issued">1</td><td class="num" data-col="active">1</td><td class="num" data-col="ok">1</td><td class="num" data-col="errors">1</td></tr>`,
+			`<tr data-binding="none"><td>unbound</td><td class="num" data-col="issued">1</td><td class="num" data-col="active">1</td><td class="num" data-col="ok">1</td><td class="num" data-col="errors">1</td></tr>`,
+			`data-code="invalid_dpop_proof"`,
+		} {
+			if !strings.Contains(section, want) {
+				t.Errorf("the dashboard's mobile panel lacks %s", want)
+			}
+		}
+		if !strings.Contains(html, `id="totals"`) || !strings.Contains(html[strings.Index(html, `id="totals"`):], `data-stat="active-dpop">2<`) {
+			t.Error("the dashboard's totals lack 2 active DPoP-bound tokens")
+		}
+	})
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	bff "github.com/openedx/mobile-auth-bff"
 	"github.com/openedx/mobile-auth-bff/metrics"
 	"github.com/openedx/mobile-auth-bff/oauth"
 )
@@ -86,14 +87,14 @@ func writeTokenResponse(c echo.Context, m *metrics.Metrics, res oauth.TokenResul
 
 // recordIssued counts an issued access token — in the Prometheus counter
 // and the per-client usage statistics of the migration views — by client,
-// format and how it was obtained. Every endpoint that issues access tokens
+// format, how it was obtained and whether it is DPoP-bound. Every endpoint that issues access tokens
 // calls it on success, and nothing else counts issued tokens.
 func recordIssued(m *metrics.Metrics, res oauth.TokenResult) {
 	grant := res.Grant
 	if grant == "" {
 		grant = res.GrantType
 	}
-	m.RecordIssued(res.ClientID, res.Format, grant)
+	m.RecordIssued(res.ClientID, res.Format, grant, bff.BindingOf(res.Bound))
 }
 
 // handleIntrospect is RFC 7662 introspection, for confidential clients.

@@ -81,6 +81,7 @@ func newEcho(listener string, d Deps) *echo.Echo {
 // NewPublic returns the public listener's handler.
 func NewPublic(d Deps) *echo.Echo {
 	e := newEcho("public", d)
+	e.Use(dpopNonce(d.Validator.DPoP()))
 	publicRoutes(e, d)
 	return e
 }

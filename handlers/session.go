@@ -26,7 +26,9 @@ func presentedFormat(c oauth.Credential) string {
 
 // countPresented records one presented token and its verdict — in the
 // Prometheus counter and the per-client usage statistics — by endpoint,
-// format, result and error code. clientID is the client of an accepted
+// format, binding (dpop for the DPoP scheme, whatever the verdict on its
+// proof; none for Bearer, JWT, the cookie and no credential), result and
+// error code. clientID is the client of an accepted
 // token; a rejected one is counted under its client when the validator had
 // established it, under "" otherwise. Every endpoint that accepts a
 // presented token counts it here (through authenticate, or directly).
@@ -38,10 +40,12 @@ func countPresented(m *metrics.Metrics, endpoint string, c oauth.Credential, cli
 			code = "unavailable"
 		}
 	}
-	m.RecordPresented(clientID, endpoint, presentedFormat(c), code)
+	m.RecordPresented(clientID, endpoint, presentedFormat(c), bff.BindingOf(c.Scheme == oauth.SchemeDPoP), code)
 }
 
-// handleLogin exchanges an access token for a web session (SPEC §6).
+// handleLogin exchanges an access token for a web session (SPEC §6). A
+// DPoP-bound token needs its proof; the session made from it is a plain
+// cookie, bound to nothing (ADR 0028).
 func handleLogin(svc *oauth.Service, cookieSecure bool, m *metrics.Metrics) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		cred, err := oauth.ParseAuthorization(c.Request().Header.Get(echo.HeaderAuthorization))
@@ -49,6 +53,7 @@ func handleLogin(svc *oauth.Service, cookieSecure bool, m *metrics.Metrics) echo
 			countPresented(m, "login", cred, "", err)
 			return edxFailure(err)
 		}
+		cred.Proof = proofOf(c)
 		cookie, sess, err := svc.Login(c.Request().Context(), cred)
 		countPresented(m, "login", cred, sess.ClientID, err)
 		if err != nil {
@@ -96,12 +101,21 @@ func handleLogout(svc *oauth.Service, cookieSecure bool) echo.HandlerFunc {
 // header is not retried with the cookie.
 func credential(c echo.Context) (oauth.Credential, error) {
 	if h := c.Request().Header.Get(echo.HeaderAuthorization); h != "" {
-		return oauth.ParseAuthorization(h)
+		cred, err := oauth.ParseAuthorization(h)
+		cred.Proof = proofOf(c)
+		return cred, err
 	}
 	if ck, err := c.Cookie(oauth.SessionCookieName); err == nil && ck.Value != "" {
 		return oauth.Credential{Scheme: oauth.SchemeCookie, Token: ck.Value}, nil
 	}
 	return oauth.Credential{}, bff.ErrNoCredential
+}
+
+// proofOf is the request's DPoP proof for the validator: its DPoP headers,
+// method and path.
+func proofOf(c echo.Context) *oauth.ProofRequest {
+	r := c.Request()
+	return &oauth.ProofRequest{Headers: r.Header.Values(dpopHeader), Method: r.Method, Path: r.URL.Path}
 }
 
 // authenticate validates the caller of a first-party API and counts it.

@@ -200,7 +200,7 @@ func TestSocialExchange(t *testing.T) {
 				format, grant string
 				want          float64
 			}{{"bearer", bff.GrantSocialExchange, 4}, {"jwt", bff.GrantSocialExchange, 4}, {"jwt", bff.GrantRefreshToken, 8}} {
-				if n := counterValue(e.Metrics.TokensIssued.WithLabelValues("app", c.format, c.grant)); n != c.want {
+				if n := counterValue(e.Metrics.TokensIssued.WithLabelValues("app", c.format, c.grant, bff.BindingNone)); n != c.want {
 					t.Errorf("bff_tokens_issued_total{format=%s,grant_type=%s} = %v, want %v", c.format, c.grant, n, c.want)
 				}
 			}

@@ -15,10 +15,11 @@ type Metrics struct {
 
 	HTTPRequests *prometheus.CounterVec
 	HTTPDuration *prometheus.HistogramVec
-	// TokensIssued counts access tokens by client, format and grant.
+	// TokensIssued counts access tokens by client, format, grant and
+	// binding (dpop|none).
 	TokensIssued *prometheus.CounterVec
-	// TokensPresented counts presented tokens by endpoint, format, result
-	// and error code.
+	// TokensPresented counts presented tokens by endpoint, format, result,
+	// error code and binding (dpop: the DPoP scheme with a proof; none).
 	TokensPresented *prometheus.CounterVec
 	// SocialVerifications counts verifications of Google, Facebook and
 	// Apple tokens by backend and result (ok, rejected, unavailable, cached).
@@ -76,12 +77,12 @@ func New() *Metrics {
 		}, []string{"listener", "route"}),
 		TokensIssued: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bff_tokens_issued_total",
-			Help: "Access tokens issued by client, format (bearer|jwt) and grant.",
-		}, []string{"client_id", "format", "grant_type"}),
+			Help: "Access tokens issued by client, format (bearer|jwt), grant and binding (dpop: bound to a DPoP key, RFC 9449; none).",
+		}, []string{"client_id", "format", "grant_type", "binding"}),
 		TokensPresented: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bff_tokens_presented_total",
-			Help: "Tokens presented by endpoint, format, result (ok|error) and error code.",
-		}, []string{"endpoint", "format", "result", "error_code"}),
+			Help: "Tokens presented by endpoint, format, result (ok|error), error code and binding (dpop: Authorization DPoP with a proof; none).",
+		}, []string{"endpoint", "format", "result", "error_code", "binding"}),
 		SocialVerifications: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bff_social_verifications_total",
 			Help: "Provider token verifications of the social exchange by backend and result: ok, rejected, unavailable (the provider was asked, or an Apple id_token checked) or cached (answered from the cache).",
@@ -150,20 +151,21 @@ func (m *Metrics) RecordAuthorize(code string) {
 // RecordIssued counts an issued access token in the Prometheus counter and
 // the usage statistics. grant is the grant_type of the request
 // (password, refresh_token, client_credentials, the token-exchange URN,
-// social_exchange).
-func (m *Metrics) RecordIssued(clientID string, format bff.TokenFormat, grant string) {
-	m.TokensIssued.WithLabelValues(clientID, string(format), grant).Inc()
-	m.Usage.Issued(clientID, format, grant)
+// social_exchange); binding is bff.BindingDPoP or bff.BindingNone.
+func (m *Metrics) RecordIssued(clientID string, format bff.TokenFormat, grant, binding string) {
+	m.TokensIssued.WithLabelValues(clientID, string(format), grant, binding).Inc()
+	m.Usage.Issued(clientID, format, grant, binding)
 }
 
 // RecordPresented counts a presented token in the Prometheus counter and
 // the usage statistics; code is "" when the token was accepted, clientID ""
-// when the token could not be tied to a client.
-func (m *Metrics) RecordPresented(clientID, endpoint, format, code string) {
+// when the token could not be tied to a client, binding bff.BindingDPoP
+// for the DPoP scheme and bff.BindingNone otherwise.
+func (m *Metrics) RecordPresented(clientID, endpoint, format, binding, code string) {
 	result := bff.ResultOK
 	if code != "" {
 		result = bff.ResultError
 	}
-	m.TokensPresented.WithLabelValues(endpoint, format, result, code).Inc()
-	m.Usage.Presented(clientID, endpoint, format, code)
+	m.TokensPresented.WithLabelValues(endpoint, format, result, code, binding).Inc()
+	m.Usage.Presented(clientID, endpoint, format, binding, code)
 }

@@ -18,7 +18,7 @@ type UsageSink interface {
 
 // DefaultUsageKeys bounds the distinct aggregates buffered between two
 // flushes. A key is (hour, client, kind, format, grant or endpoint, result,
-// error code): a few hundred per client and hour at most, so the bound is
+// error code, binding): a few hundred per client and hour at most, so the bound is
 // only reached when the store has been failing for a long time.
 const DefaultUsageKeys = 10_000
 
@@ -51,19 +51,20 @@ func NewUsage(sink UsageSink, m *Metrics, log *slog.Logger, maxKeys int) *Usage 
 	return &Usage{sink: sink, maxKeys: maxKeys, log: log, now: time.Now, m: m, counts: map[bff.UsageKey]int64{}}
 }
 
-// Issued counts an access token issued to a client, by format and by the
-// grant_type of the request. A nil Usage records nothing.
-func (u *Usage) Issued(clientID string, format bff.TokenFormat, grant string) {
+// Issued counts an access token issued to a client, by format, by the
+// grant_type of the request and by binding. A nil Usage records nothing.
+func (u *Usage) Issued(clientID string, format bff.TokenFormat, grant, binding string) {
 	if u == nil {
 		return
 	}
-	u.add(bff.UsageKey{ClientID: clientID, Kind: bff.UsageIssued, Format: string(format), GrantType: grant})
+	u.add(bff.UsageKey{ClientID: clientID, Kind: bff.UsageIssued, Format: string(format), GrantType: grant,
+		Binding: binding})
 }
 
 // Presented counts a token presented to an endpoint; code is "" when the
 // token was accepted. clientID is "" when the token could not be tied to a
 // client. A nil Usage records nothing.
-func (u *Usage) Presented(clientID, endpoint, format, code string) {
+func (u *Usage) Presented(clientID, endpoint, format, binding, code string) {
 	if u == nil {
 		return
 	}
@@ -72,7 +73,7 @@ func (u *Usage) Presented(clientID, endpoint, format, code string) {
 		result = bff.ResultError
 	}
 	u.add(bff.UsageKey{ClientID: clientID, Kind: bff.UsagePresented, Format: format, Endpoint: endpoint,
-		Result: result, ErrorCode: code})
+		Result: result, ErrorCode: code, Binding: binding})
 }
 
 func (u *Usage) add(k bff.UsageKey) {

@@ -72,26 +72,29 @@ func TestUsageAggregatesPerHour(t *testing.T) {
 	u, s, _, _ := newTestUsage(t, 0)
 	now := t0
 	u.now = func() time.Time { return now }
-	u.Issued("mobile", bff.FormatJWT, bff.GrantPassword)
-	u.Issued("mobile", bff.FormatJWT, bff.GrantPassword)
-	u.Issued("mobile", bff.FormatBearer, bff.GrantRefreshToken)
-	u.Presented("mobile", "me", "jwt", "")
-	u.Presented("", "login", "jwt", "non_asymmetric_token")
+	u.Issued("mobile", bff.FormatJWT, bff.GrantPassword, bff.BindingNone)
+	u.Issued("mobile", bff.FormatJWT, bff.GrantPassword, bff.BindingNone)
+	u.Issued("mobile", bff.FormatJWT, bff.GrantPassword, bff.BindingDPoP) // a key of its own
+	u.Issued("mobile", bff.FormatBearer, bff.GrantRefreshToken, bff.BindingNone)
+	u.Presented("mobile", "me", "jwt", bff.BindingDPoP, "")
+	u.Presented("", "login", "jwt", bff.BindingNone, "non_asymmetric_token")
 	now = t0.Add(time.Second) // the next hour
-	u.Issued("mobile", bff.FormatJWT, bff.GrantPassword)
-	if got := u.Pending(); got != 5 {
-		t.Errorf("Pending = %d, want 5", got)
+	u.Issued("mobile", bff.FormatJWT, bff.GrantPassword, bff.BindingNone)
+	if got := u.Pending(); got != 6 {
+		t.Errorf("Pending = %d, want 6", got)
 	}
 	if err := u.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	h0, h1 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC), time.Date(2026, 3, 1, 11, 0, 0, 0, time.UTC)
 	want := map[bff.UsageKey]int64{
-		{Hour: h0, ClientID: "mobile", Kind: "issued", Format: "jwt", GrantType: "password"}:                                2,
-		{Hour: h0, ClientID: "mobile", Kind: "issued", Format: "bearer", GrantType: "refresh_token"}:                        1,
-		{Hour: h0, ClientID: "mobile", Kind: "presented", Format: "jwt", Endpoint: "me", Result: "ok"}:                      1,
-		{Hour: h0, Kind: "presented", Format: "jwt", Endpoint: "login", Result: "error", ErrorCode: "non_asymmetric_token"}: 1,
-		{Hour: h1, ClientID: "mobile", Kind: "issued", Format: "jwt", GrantType: "password"}:                                1,
+		{Hour: h0, ClientID: "mobile", Kind: "issued", Format: "jwt", GrantType: "password", Binding: "none"}:           2,
+		{Hour: h0, ClientID: "mobile", Kind: "issued", Format: "jwt", GrantType: "password", Binding: "dpop"}:           1,
+		{Hour: h0, ClientID: "mobile", Kind: "issued", Format: "bearer", GrantType: "refresh_token", Binding: "none"}:   1,
+		{Hour: h0, ClientID: "mobile", Kind: "presented", Format: "jwt", Endpoint: "me", Result: "ok", Binding: "dpop"}: 1,
+		{Hour: h0, Kind: "presented", Format: "jwt", Endpoint: "login", Result: "error", ErrorCode: "non_asymmetric_token",
+			Binding: "none"}: 1,
+		{Hour: h1, ClientID: "mobile", Kind: "issued", Format: "jwt", GrantType: "password", Binding: "none"}: 1,
 	}
 	if diff := cmp.Diff(want, s.sums); diff != "" {
 		t.Errorf("flushed counts (-want +got):\n%s", diff)
@@ -111,11 +114,11 @@ func TestUsageAggregatesPerHour(t *testing.T) {
 func TestUsageBound(t *testing.T) {
 	t.Parallel()
 	u, s, m, _ := newTestUsage(t, 2)
-	u.Issued("a", bff.FormatJWT, bff.GrantPassword)
-	u.Issued("b", bff.FormatJWT, bff.GrantPassword)
-	u.Issued("c", bff.FormatJWT, bff.GrantPassword) // dropped
-	u.Issued("c", bff.FormatJWT, bff.GrantPassword) // dropped
-	u.Issued("a", bff.FormatJWT, bff.GrantPassword) // counted
+	u.Issued("a", bff.FormatJWT, bff.GrantPassword, bff.BindingNone)
+	u.Issued("b", bff.FormatJWT, bff.GrantPassword, bff.BindingNone)
+	u.Issued("c", bff.FormatJWT, bff.GrantPassword, bff.BindingNone) // dropped
+	u.Issued("c", bff.FormatJWT, bff.GrantPassword, bff.BindingNone) // dropped
+	u.Issued("a", bff.FormatJWT, bff.GrantPassword, bff.BindingNone) // counted
 	if got := testutil.ToFloat64(m.UsageDropped); got != 2 {
 		t.Errorf("dropped = %v, want 2", got)
 	}
@@ -126,7 +129,7 @@ func TestUsageBound(t *testing.T) {
 		t.Errorf("flushed %d events, want 3", got)
 	}
 	// Flushing frees the buffer.
-	u.Issued("c", bff.FormatJWT, bff.GrantPassword)
+	u.Issued("c", bff.FormatJWT, bff.GrantPassword, bff.BindingNone)
 	if got := testutil.ToFloat64(m.UsageDropped); got != 2 {
 		t.Errorf("dropped after flush = %v, want still 2", got)
 	}
@@ -139,13 +142,13 @@ func TestUsageFailingStore(t *testing.T) {
 	u, s, m, logs := newTestUsage(t, 0)
 	s.fail(fmt.Errorf("connection refused: %w", bff.ErrUnavailable))
 	for range 3 {
-		u.Issued("mobile", bff.FormatJWT, bff.GrantPassword)
+		u.Issued("mobile", bff.FormatJWT, bff.GrantPassword, bff.BindingNone)
 	}
 	for i := range 3 {
 		if err := u.Flush(context.Background()); err == nil {
 			t.Fatalf("flush %d: no error from a failing store", i)
 		}
-		u.Issued("mobile", bff.FormatJWT, bff.GrantPassword)
+		u.Issued("mobile", bff.FormatJWT, bff.GrantPassword, bff.BindingNone)
 	}
 	if got := strings.Count(logs.String(), "usage statistics not saved"); got != 1 {
 		t.Errorf("the failure was logged %d times, want once:\n%s", got, logs)
@@ -171,11 +174,11 @@ func TestUsageFailingStoreBound(t *testing.T) {
 	t.Parallel()
 	u, s, m, _ := newTestUsage(t, 2)
 	s.fail(bff.ErrUnavailable)
-	u.Issued("a", bff.FormatJWT, bff.GrantPassword)
-	u.Issued("b", bff.FormatJWT, bff.GrantPassword)
+	u.Issued("a", bff.FormatJWT, bff.GrantPassword, bff.BindingNone)
+	u.Issued("b", bff.FormatJWT, bff.GrantPassword, bff.BindingNone)
 	_ = u.Flush(context.Background()) // fails; a and b wait
 	_ = u.Flush(context.Background()) // fails again
-	u.Issued("c", bff.FormatJWT, bff.GrantPassword)
+	u.Issued("c", bff.FormatJWT, bff.GrantPassword, bff.BindingNone)
 	if got := testutil.ToFloat64(m.UsageDropped); got != 1 {
 		t.Errorf("dropped = %v, want 1 (c: the buffer holds a and b)", got)
 	}
@@ -190,8 +193,8 @@ func TestUsageMalformedDropped(t *testing.T) {
 	t.Parallel()
 	u, s, m, _ := newTestUsage(t, 0)
 	s.fail(fmt.Errorf("add usage: %w", bff.ErrInvalidInput))
-	u.Issued("a", bff.FormatJWT, bff.GrantPassword)
-	u.Issued("a", bff.FormatJWT, bff.GrantPassword)
+	u.Issued("a", bff.FormatJWT, bff.GrantPassword, bff.BindingNone)
+	u.Issued("a", bff.FormatJWT, bff.GrantPassword, bff.BindingNone)
 	_ = u.Flush(context.Background())
 	if u.Pending() != 0 || testutil.ToFloat64(m.UsageDropped) != 2 {
 		t.Errorf("pending %d, dropped %v; want 0 and 2", u.Pending(), testutil.ToFloat64(m.UsageDropped))
@@ -209,9 +212,9 @@ func TestUsageConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for i := range events {
 				if i%2 == 0 {
-					u.Issued(fmt.Sprint("client-", w%3), bff.FormatJWT, bff.GrantPassword)
+					u.Issued(fmt.Sprint("client-", w%3), bff.FormatJWT, bff.GrantPassword, bff.BindingNone)
 				} else {
-					u.Presented("", "me", "bearer", "invalid_token")
+					u.Presented("", "me", "bearer", bff.BindingNone, "invalid_token")
 				}
 			}
 		})
@@ -236,14 +239,14 @@ func TestUsageConcurrent(t *testing.T) {
 func TestUsageNil(t *testing.T) {
 	t.Parallel()
 	var u *Usage
-	u.Issued("a", bff.FormatJWT, bff.GrantPassword)
-	u.Presented("a", "me", "jwt", "")
+	u.Issued("a", bff.FormatJWT, bff.GrantPassword, bff.BindingNone)
+	u.Presented("a", "me", "jwt", bff.BindingNone, "")
 	if err := u.Flush(context.Background()); err != nil || u.Pending() != 0 {
 		t.Errorf("nil Usage: %v %d", err, u.Pending())
 	}
 	m := New()
-	m.RecordIssued("a", bff.FormatJWT, bff.GrantPassword) // no Usage attached
-	if got := testutil.ToFloat64(m.TokensIssued.WithLabelValues("a", "jwt", "password")); got != 1 {
+	m.RecordIssued("a", bff.FormatJWT, bff.GrantPassword, bff.BindingDPoP) // no Usage attached
+	if got := testutil.ToFloat64(m.TokensIssued.WithLabelValues("a", "jwt", "password", "dpop")); got != 1 {
 		t.Errorf("Prometheus counter = %v", got)
 	}
 }
@@ -254,7 +257,7 @@ func BenchmarkUsageIssued(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			u.Issued("mobile", bff.FormatJWT, bff.GrantPassword)
+			u.Issued("mobile", bff.FormatJWT, bff.GrantPassword, bff.BindingNone)
 		}
 	})
 }

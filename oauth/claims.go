@@ -46,6 +46,15 @@ type AccessClaims struct {
 	// one of a client later created with the same id. Absent for clients
 	// created before incarnations existed.
 	ClientIncarnation string `json:"client_incarnation,omitempty"`
+	// Confirmation binds the token to a DPoP key (RFC 9449 §6.1): only
+	// requests with a proof by that key may use it.
+	Confirmation *Confirmation `json:"cnf,omitempty"`
+}
+
+// Confirmation is the cnf claim of a DPoP-bound token (RFC 7800).
+type Confirmation struct {
+	// JKT is the RFC 7638 SHA-256 thumbprint of the key, base64url.
+	JKT string `json:"jkt"`
 }
 
 // Audience is the aud claim: issued as one string, accepted as a string or
@@ -66,6 +75,8 @@ type ClaimsInput struct {
 	IssuedAt          time.Time
 	ExpiresAt         time.Time
 	JTI               string
+	// JKT binds the token to a DPoP key; "" issues a bearer token.
+	JKT string
 }
 
 // NewAccessClaims builds the claim set of a JWT access token. It is the one
@@ -81,6 +92,9 @@ func NewAccessClaims(in ClaimsInput) AccessClaims {
 		Scope: strings.Join(scopes, " "), Scopes: scopes, GrantType: in.GrantType,
 		IsRestricted: in.Restricted, Version: ClaimsVersion, ClientIncarnation: in.ClientIncarnation,
 		Subject: bff.ClientSubject(in.ClientID), // RFC 9068 §2.2: the client, when no user is involved
+	}
+	if in.JKT != "" {
+		c.Confirmation = &Confirmation{JKT: in.JKT}
 	}
 	if u := in.User; u != nil {
 		c.Subject = u.Subject()

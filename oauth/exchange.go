@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"time"
@@ -82,9 +83,13 @@ func (h *tokenExchangeHandler) HandleTokenEndpointRequest(ctx context.Context, r
 		return fosite.ErrInvalidGrant.WithHint("The subject_token is already a JWT; only opaque access tokens are exchanged.")
 	}
 
-	p, err := h.validator.Validate(ctx, Credential{Scheme: SchemeBearer, Token: subject})
+	// A DPoP-bound subject_token is exchanged only with a proof by its key
+	// on this request (the new token is bound to that key too).
+	p, err := h.validator.Validate(ctx, Credential{Scheme: SchemeBearer, Token: subject, Holder: stateOf(ctx).proof.JKT})
 	switch {
 	case err == nil:
+	case errors.Is(err, bff.ErrDPoPBound):
+		return fmt.Errorf("%w: the subject_token is DPoP-bound; send a DPoP proof by its key with this request", bff.ErrInvalidDPoPProof)
 	case errors.Is(err, bff.ErrAccountDisabled):
 		return err // 403 account_disabled, as on every grant
 	case errors.Is(err, bff.ErrTokenExpired):

@@ -204,7 +204,7 @@ func (s *fositeStore) CreateAccessTokenSession(ctx context.Context, signature st
 		Signature: signature, FamilyID: r.GetID(), Format: sess.Format, ClientID: r.GetClient().GetID(),
 		UserID: sess.UserID, GrantType: sess.GrantType, Scopes: r.GetGrantedScopes(),
 		IssuedAt: time.Now().UTC(), ExpiresAt: sess.GetExpiresAt(fosite.AccessToken), AuthTime: sess.AuthTime,
-		Request: data,
+		JKT: sess.JKT, Request: data,
 	}
 	if t.Format == bff.FormatJWT {
 		t.JTI = sess.JTI
@@ -260,7 +260,7 @@ func (s *fositeStore) CreateRefreshTokenSession(ctx context.Context, signature, 
 		Signature: signature, FamilyID: r.GetID(), AccessSignature: accessSignature,
 		ClientID: r.GetClient().GetID(), UserID: sess.UserID, GrantType: sess.GrantType,
 		Scopes: scopes, IssuedAt: time.Now().UTC(),
-		ExpiresAt: sess.GetExpiresAt(fosite.RefreshToken), AuthTime: sess.AuthTime, Request: data,
+		ExpiresAt: sess.GetExpiresAt(fosite.RefreshToken), AuthTime: sess.AuthTime, JKT: sess.RefreshJKT, Request: data,
 	}, ClientIncarnation: clientOf(r).Incarnation})
 }
 
@@ -285,6 +285,7 @@ func (s *fositeStore) GetRefreshTokenSession(ctx context.Context, signature stri
 	if err != nil {
 		return nil, err
 	}
+	sess.RefreshJKT = t.JKT // the record's binding is the authority (the request is opaque to the store)
 	// A scope taken from the client since the family began is not granted
 	// again, and its loss is no reason to refuse the refresh (fosite would
 	// answer invalid_scope, logging out every user of the app): the refresh

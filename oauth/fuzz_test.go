@@ -28,7 +28,7 @@ import (
 func FuzzParseAuthorization(f *testing.F) {
 	for _, s := range []string{
 		"Bearer ory_at_abc.def", "JWT a.b.c", "bearer  abc ", "Basic dXNlcjpwYXNz", "Bearer", "Bearer\tabc",
-		"Bearer \u00a0", "JWT\u00a0a.b.c", " Bearer abc", "Bearer a b c", "",
+		"Bearer \u00a0", "JWT\u00a0a.b.c", " Bearer abc", "Bearer a b c", "", "DPoP ory_at_abc.def", "dpop a.b.c",
 	} {
 		f.Add(s)
 	}
@@ -51,6 +51,7 @@ func FuzzParseAuthorization(f *testing.F) {
 		switch {
 		case c.Scheme == oauth.SchemeBearer && strings.EqualFold(scheme, "Bearer"):
 		case c.Scheme == oauth.SchemeJWT && strings.EqualFold(scheme, "JWT"):
+		case c.Scheme == oauth.SchemeDPoP && strings.EqualFold(scheme, "DPoP"):
 		default:
 			t.Fatalf("ParseAuthorization(%q) = scheme %q", header, c.Scheme)
 		}

@@ -28,6 +28,10 @@ type Introspection struct {
 	Iss       string   `json:"iss,omitempty"`
 	JTI       string   `json:"jti,omitempty"`
 	GrantType string   `json:"grant_type,omitempty"`
+	// Confirmation is the token's DPoP binding (RFC 9449 §6.2): a
+	// resource server that introspects checks the request's proof against
+	// it.
+	Confirmation *Confirmation `json:"cnf,omitempty"`
 }
 
 // authenticateCaller authenticates the client calling introspection or
@@ -65,7 +69,9 @@ func (s *Service) Introspect(ctx context.Context, r *http.Request) (Introspectio
 			return s.introspectRefresh(ctx, sig)
 		}
 	}
-	p, err := s.validator.Validate(ctx, Credential{Scheme: SchemeBearer, Token: token})
+	// The resource server asking is not the token's holder: a bound token
+	// is described with its binding, for the caller to check.
+	p, err := s.validator.Inspect(ctx, token)
 	switch {
 	case err == nil:
 		return s.describe(p), nil
@@ -77,12 +83,16 @@ func (s *Service) Introspect(ctx context.Context, r *http.Request) (Introspectio
 
 // describe answers for an active access token. Its token_type is "Bearer"
 // in both formats: a JWT access token is a bearer token (RFC 9068), and
-// "JWT" is only edX's label in a token response.
+// "JWT" is only edX's label in a token response; a DPoP-bound token is
+// "DPoP", with its cnf (RFC 9449 §6.2).
 func (s *Service) describe(p bff.Principal) Introspection {
 	in := Introspection{
 		Active: true, Scope: strings.Join(p.Scopes, " "), ClientID: p.Client.ID,
 		TokenType: bff.LabelBearer, Exp: p.ExpiresAt.Unix(), Iat: p.IssuedAt.Unix(),
 		Sub: bff.ClientSubject(p.Client.ID), Aud: []string{s.cfg.Audience}, Iss: s.cfg.Issuer, JTI: p.JTI, GrantType: p.GrantType,
+	}
+	if p.JKT != "" {
+		in.TokenType, in.Confirmation = TokenTypeDPoP, &Confirmation{JKT: p.JKT}
 	}
 	if p.User != nil {
 		in.Sub, in.Username = p.User.Subject(), p.User.Username
@@ -117,6 +127,9 @@ func (s *Service) introspectRefresh(ctx context.Context, sig string) (Introspect
 	in := Introspection{
 		Active: true, Scope: strings.Join(currentScopes(t.Scopes, client), " "), ClientID: t.ClientID, TokenType: "refresh_token",
 		Exp: t.ExpiresAt.Unix(), Iat: t.IssuedAt.Unix(), Sub: t.ClientID, Iss: s.cfg.Issuer, GrantType: t.GrantType,
+	}
+	if t.JKT != "" {
+		in.Confirmation = &Confirmation{JKT: t.JKT}
 	}
 	if t.UserID != 0 {
 		u, err := s.validator.user(ctx, t.UserID)

@@ -17,6 +17,8 @@ type Secrets struct {
 	sealKey    []byte
 	sessionKey []byte
 	adminKey   []byte
+	// dpopNonceKey makes the DPoP nonces every instance accepts.
+	dpopNonceKey []byte
 }
 
 // MinSecretLength is the shortest BFF_SECRET accepted.
@@ -46,7 +48,11 @@ func NewSecrets(secret []byte) (*Secrets, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Secrets{tokenHMAC: tokenHMAC, sealKey: sealKey, sessionKey: sessionKey, adminKey: adminKey}, nil
+	dpopNonceKey, err := derive("dpop-nonce")
+	if err != nil {
+		return nil, err
+	}
+	return &Secrets{tokenHMAC: tokenHMAC, sealKey: sealKey, sessionKey: sessionKey, adminKey: adminKey, dpopNonceKey: dpopNonceKey}, nil
 }
 
 // AdminSessionKey is the key that signs the dashboard's sign-in cookies

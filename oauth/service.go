@@ -37,6 +37,8 @@ type Config struct {
 	PasswordChecks PasswordCheckLimits
 	// Social reaches the Google, Facebook and Apple sign-in providers.
 	Social social.Config
+	// DPoP says how DPoP proofs are judged (RFC 9449).
+	DPoP DPoPConfig
 	// Now is the clock of the validator, of client authentication (a
 	// rotated secret's grace) and of the social exchange (Apple
 	// id_token expiry, cached provider answers); nil means time.Now. Tests
@@ -193,6 +195,8 @@ type requestState struct {
 	// refreshScopes are the scopes the new refresh token of a refresh
 	// grant keeps when scope narrowed its access token; nil otherwise.
 	refreshScopes []string
+	// proof is the request's checked DPoP proof; zero without one.
+	proof Proof
 }
 
 type stateKey struct{}
@@ -340,6 +344,8 @@ type TokenResult struct {
 	// social_exchange), kept through refreshes and exchanges: the
 	// grant_type claim.
 	GrantType string
+	// Bound says the access token is DPoP-bound (token_type DPoP).
+	Bound bool
 }
 
 // Token handles a token request whose form is already parsed. clientAddr
@@ -414,6 +420,15 @@ func (s *Service) reserveLogin(ctx context.Context, login, clientAddr string) (*
 // issue through it, so their tokens, responses and errors cannot drift.
 func (s *Service) issue(ctx context.Context, r *http.Request, st *requestState) (TokenResult, error) {
 	grant := r.PostForm.Get("grant_type")
+	if dpop := r.Header.Values("DPoP"); len(dpop) > 0 {
+		// A token request with a proof binds its tokens to the proof's
+		// key; a bad proof fails the request (RFC 9449 §5).
+		proof, err := s.validator.dpop.Check(ctx, ProofRequest{Headers: dpop, Method: r.Method, Path: r.URL.Path})
+		if err != nil {
+			return TokenResult{}, err
+		}
+		st.proof = proof
+	}
 	if grant == bff.GrantRefreshToken {
 		// The HMAC first, before fosite looks the token up (RefreshPolicy.Signature).
 		if _, ok := s.refresh.Signature(ctx, r.PostForm.Get("refresh_token")); !ok {
@@ -430,6 +445,9 @@ func (s *Service) issue(ctx context.Context, r *http.Request, st *requestState) 
 	}
 	client := clientOf(ar)
 	sess := ar.GetSession().(*Session)
+	if err := bindTokens(client, sess, st.proof); err != nil {
+		return TokenResult{}, err
+	}
 	switch grant {
 	case bff.GrantPassword:
 		sess.GrantType = bff.GrantPassword
@@ -513,11 +531,44 @@ func (s *Service) issue(ctx context.Context, r *http.Request, st *requestState) 
 		return TokenResult{}, err
 	}
 	resp.SetTokenType(sel.TokenType)
+	if sess.JKT != "" {
+		resp.SetTokenType(TokenTypeDPoP) // RFC 9449 §5: whatever the format
+	}
 	grantName := grant
 	if grant == socialGrant {
 		grantName = bff.GrantSocialExchange
 	}
-	return TokenResult{Body: resp.ToMap(), Format: sel.Format, ClientID: client.ID, Grant: grantName, GrantType: sess.GrantType}, nil
+	return TokenResult{Body: resp.ToMap(), Format: sel.Format, ClientID: client.ID, Grant: grantName, GrantType: sess.GrantType,
+		Bound: sess.JKT != ""}, nil
+}
+
+// TokenTypeDPoP is the token_type of a DPoP-bound access token.
+const TokenTypeDPoP = "DPoP"
+
+// bindTokens decides the DPoP binding of the tokens a request issues
+// (ADR 0028): the access token is bound to the request's proof key, if it
+// has a proof, and so is a public client's refresh token (a confidential
+// client's is bound to its authentication, RFC 9449 §5). A client with
+// dpop_bound_access_tokens must send a proof; a refresh token bound to a
+// key is refreshed only with a proof by that key. It runs after fosite
+// checked the grant and before anything is written.
+func bindTokens(client bff.Client, sess *Session, proof Proof) error {
+	if client.DPoPBoundAccessTokens && proof.JKT == "" {
+		return fmt.Errorf("%w: this client must send a DPoP proof (dpop_bound_access_tokens)", bff.ErrInvalidDPoPProof)
+	}
+	if sess.RefreshJKT != "" && sess.RefreshJKT != proof.JKT {
+		// The presented refresh token is bound (a code or a first grant
+		// has none): only its key may use it.
+		if proof.JKT == "" {
+			return fmt.Errorf("%w: the refresh token is DPoP-bound; send a DPoP proof by its key", bff.ErrInvalidDPoPProof)
+		}
+		return fmt.Errorf("%w: the proof is signed by another key than the refresh token is bound to", bff.ErrInvalidDPoPProof)
+	}
+	sess.JKT, sess.RefreshJKT = proof.JKT, ""
+	if client.Public {
+		sess.RefreshJKT = proof.JKT
+	}
+	return nil
 }
 
 // standardError corrects the fosite errors whose error code is not the one

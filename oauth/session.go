@@ -31,6 +31,14 @@ type Session struct {
 	// family authenticated before the user's last password change or
 	// disabling gets no tokens (the store checks it).
 	AuthTime time.Time `json:"auth_time,omitzero"`
+	// JKT is the thumbprint of the DPoP key the access token of this
+	// request is bound to; "" for a bearer token (RFC 9449).
+	JKT string `json:"jkt,omitempty"`
+	// RefreshJKT is the key the refresh token of this request is bound to:
+	// a public client's proof key; "" when unbound. Loaded from the stored
+	// record of a presented refresh token (the store's column is the
+	// authority), and set for the new one.
+	RefreshJKT string `json:"refresh_jkt,omitempty"`
 	// ExpiresAt holds the expiry of each token type.
 	ExpiresAt map[fosite.TokenType]time.Time `json:"expires_at"`
 

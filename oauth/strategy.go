@@ -82,7 +82,7 @@ func (s *tokenStrategy) signAccessJWT(ctx context.Context, r fosite.Requester, s
 	return s.keys.Sign(NewAccessClaims(ClaimsInput{
 		Issuer: s.issuer, Audience: s.audience, User: user, ClientID: client.ID, ClientIncarnation: client.Incarnation,
 		Scopes: r.GetGrantedScopes(), GrantType: sess.GrantType, Restricted: client.Restricted,
-		IssuedAt: now, ExpiresAt: exp, JTI: sess.JTI,
+		IssuedAt: now, ExpiresAt: exp, JTI: sess.JTI, JKT: sess.JKT,
 	}))
 }
 

@@ -29,6 +29,7 @@ type Scheme string
 const (
 	SchemeBearer Scheme = "Bearer" // Authorization: Bearer <opaque or JWT>
 	SchemeJWT    Scheme = "JWT"    // Authorization: JWT <JWT>, edX style
+	SchemeDPoP   Scheme = "DPoP"   // Authorization: DPoP <DPoP-bound token>, with a DPoP proof (RFC 9449 §7)
 	SchemeCookie Scheme = "cookie" // the session cookie from /oauth2/login
 )
 
@@ -36,11 +37,19 @@ const (
 type Credential struct {
 	Scheme Scheme
 	Token  string
+	// Proof is the request's DPoP proof, when it has a DPoP header or the
+	// DPoP scheme; the HTTP layer fills it (ProofRequest.AccessToken is
+	// Token's, set by Validate).
+	Proof *ProofRequest
+	// Holder is the thumbprint of a DPoP key this request already proved
+	// it holds (the token endpoint's proof, for an exchanged
+	// subject_token): a token bound to that key needs no second proof.
+	Holder string
 }
 
 // ParseAuthorization reads an Authorization header value. A missing header
-// is ErrNoCredential; anything else that is not "Bearer <token>" or
-// "JWT <jwt>" is ErrInvalidToken.
+// is ErrNoCredential; anything else that is not "Bearer <token>",
+// "JWT <jwt>" or "DPoP <token>" is ErrInvalidToken.
 func ParseAuthorization(header string) (Credential, error) {
 	if header == "" {
 		return Credential{}, bff.ErrNoCredential
@@ -55,6 +64,8 @@ func ParseAuthorization(header string) (Credential, error) {
 		return Credential{Scheme: SchemeBearer, Token: token}, nil
 	case strings.EqualFold(scheme, "JWT"):
 		return Credential{Scheme: SchemeJWT, Token: token}, nil
+	case strings.EqualFold(scheme, "DPoP"):
+		return Credential{Scheme: SchemeDPoP, Token: token}, nil
 	}
 	return Credential{}, fmt.Errorf("%w: unsupported Authorization scheme", bff.ErrInvalidToken)
 }
@@ -67,6 +78,7 @@ type Validator struct {
 	enigma   *enigma.HMACStrategy // the HMAC of opaque tokens, shared with their issuance
 	issuer   string
 	audience string
+	dpop     *DPoP
 	now      func() time.Time
 	verified verifiedJWTs // the JWTs VerifyJWT accepted (verified.go)
 }
@@ -82,8 +94,12 @@ func NewValidator(st store.Store, keys *KeyManager, secrets *Secrets, cfg Config
 		now = time.Now
 	}
 	return &Validator{keys: keys, store: st, enigma: &enigma.HMACStrategy{Config: opaqueHMACConfig(secrets)},
-		issuer: cfg.Issuer, audience: cfg.Audience, now: now}
+		issuer: cfg.Issuer, audience: cfg.Audience, now: now, dpop: NewDPoP(cfg.DPoP, cfg.Issuer, secrets, st, now)}
 }
+
+// DPoP is the checker of DPoP proofs, shared by the token endpoint and
+// every surface that accepts a token.
+func (v *Validator) DPoP() *DPoP { return v.dpop }
 
 // opaqueHMACConfig is what the HMAC of opaque tokens depends on: the
 // secret, the hash and the entropy of a token. fosite's configuration for
@@ -97,7 +113,30 @@ func opaqueHMACConfig(secrets *Secrets) *fosite.Config {
 // ErrInvalidToken, ErrTokenExpired, ErrAccountDisabled, ErrTokenRevoked;
 // ErrUnavailable when the store cannot answer. A rejection reached after
 // the token's client was established is a *ClientVerdict.
+//
+// A DPoP-bound token is accepted only with the DPoP scheme and a proof by
+// its key (or from a Holder of its key), and the DPoP scheme only with a
+// bound token: otherwise ErrInvalidToken or ErrInvalidDPoPProof (or
+// ErrUseDPoPNonce), marked ErrDPoPBound (RFC 9449 §7).
 func (v *Validator) Validate(ctx context.Context, c Credential) (bff.Principal, error) {
+	p, err := v.validate(ctx, c)
+	if err != nil {
+		return p, err
+	}
+	if err := v.checkBinding(ctx, c, p); err != nil {
+		return bff.Principal{}, withClient(p.Client.ID, err)
+	}
+	return p, nil
+}
+
+// Inspect judges an access token like Validate but leaves its binding to
+// the caller: introspection, whose caller (a resource server) is not the
+// token's holder and checks the proof itself against the answered cnf.
+func (v *Validator) Inspect(ctx context.Context, token string) (bff.Principal, error) {
+	return v.validate(ctx, Credential{Scheme: SchemeBearer, Token: token})
+}
+
+func (v *Validator) validate(ctx context.Context, c Credential) (bff.Principal, error) {
 	if len(c.Token) > MaxTokenLength {
 		return bff.Principal{}, fmt.Errorf("%w: token longer than %d bytes", bff.ErrInvalidToken, MaxTokenLength)
 	}
@@ -112,6 +151,44 @@ func (v *Validator) Validate(ctx context.Context, c Credential) (bff.Principal, 
 	}
 	return v.validateOpaque(ctx, c.Token)
 }
+
+// checkBinding holds a valid token to its DPoP binding (RFC 9449 §7.1):
+// a bound token needs the DPoP scheme and a proof by its key, for this
+// request and this token; the DPoP scheme needs a bound token. It runs
+// after the token's own checks, so that an expired or revoked token is
+// answered as such, and costs nothing for an unbound Bearer token.
+func (v *Validator) checkBinding(ctx context.Context, c Credential, p bff.Principal) error {
+	if c.Scheme != SchemeDPoP {
+		if p.JKT == "" || c.Holder == p.JKT {
+			return nil
+		}
+		return dpopBound{fmt.Errorf("%w: the token is DPoP-bound; present it with Authorization: DPoP and a DPoP proof",
+			bff.ErrInvalidToken)}
+	}
+	if p.JKT == "" {
+		return dpopBound{fmt.Errorf("%w: the token is not DPoP-bound; present it as Bearer", bff.ErrInvalidToken)}
+	}
+	var req ProofRequest
+	if c.Proof != nil {
+		req = *c.Proof
+	}
+	req.AccessToken = c.Token
+	proof, err := v.dpop.Check(ctx, req)
+	if err != nil {
+		return dpopBound{err}
+	}
+	if proof.JKT != p.JKT {
+		return dpopBound{fmt.Errorf("%w: the proof is signed by another key than the token is bound to", bff.ErrInvalidDPoPProof)}
+	}
+	return nil
+}
+
+// dpopBound marks a rejection as DPoP's (bff.ErrDPoPBound) without
+// changing its text, which the answer's detail shows.
+type dpopBound struct{ error }
+
+func (e dpopBound) Unwrap() error        { return e.error }
+func (e dpopBound) Is(target error) bool { return target == bff.ErrDPoPBound }
 
 // Opaque tokens carry fosite's prefixes.
 const (
@@ -213,6 +290,7 @@ func (v *Validator) validateOpaque(ctx context.Context, token string) (_ bff.Pri
 	p := bff.Principal{
 		Client: client, Format: bff.FormatBearer, Scopes: currentScopes(t.Scopes, client), GrantType: t.GrantType,
 		FamilyID: t.FamilyID, IssuedAt: t.IssuedAt, ExpiresAt: t.ExpiresAt, Restricted: client.Restricted,
+		JKT: t.JKT,
 	}
 	if t.UserID != 0 {
 		u, err := v.user(ctx, t.UserID)
@@ -287,6 +365,9 @@ func (v *Validator) validateJWT(ctx context.Context, token string) (_ bff.Princi
 		Client: client, Format: bff.FormatJWT, Scopes: currentScopes(claims.Scopes, client), GrantType: claims.GrantType,
 		JTI: claims.JTI, IssuedAt: time.Unix(claims.IssuedAt, 0), ExpiresAt: time.Unix(claims.Expiry, 0),
 		Restricted: claims.IsRestricted,
+	}
+	if claims.Confirmation != nil {
+		p.JKT = claims.Confirmation.JKT
 	}
 	if claims.UserID != 0 {
 		u, err := v.user(ctx, claims.UserID)

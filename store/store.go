@@ -209,14 +209,16 @@ type Usage interface {
 	// counts of the same key are summed; non-positive counts are ignored.
 	AddUsage(ctx context.Context, counts []bff.UsageCount) error
 	// ListUsage returns the aggregates of the hours in [from, to), ordered
-	// by hour, client, kind, format, grant type, endpoint, result, error code.
+	// by hour, client, kind, format, grant type, endpoint, result, error
+	// code, binding.
 	ListUsage(ctx context.Context, from, to time.Time) ([]bff.UsageCount, error)
 	// PruneUsage deletes the aggregates of hours before the given time and
 	// returns how many went.
 	PruneUsage(ctx context.Context, before time.Time) (int64, error)
-	// CountActiveTokens counts, per client and format, the access tokens
-	// that are unexpired at now and not revoked (nor their family), ordered
-	// by client and format.
+	// CountActiveTokens counts, per client, format and binding (dpop for a
+	// token bound to a DPoP key, none otherwise), the access tokens that are
+	// unexpired at now and not revoked (nor their family), ordered by
+	// client, format and binding.
 	CountActiveTokens(ctx context.Context, now time.Time) ([]bff.ActiveTokens, error)
 }
 
@@ -242,14 +244,14 @@ func SumUsage(counts []bff.UsageCount) []bff.UsageCount {
 }
 
 // CompareUsageKeys orders keys by hour, client, kind, format, grant type,
-// endpoint, result and error code.
+// endpoint, result, error code and binding.
 func CompareUsageKeys(a, b bff.UsageKey) int {
 	if c := a.Hour.Compare(b.Hour); c != 0 {
 		return c
 	}
 	for _, p := range [][2]string{
 		{a.ClientID, b.ClientID}, {a.Kind, b.Kind}, {a.Format, b.Format}, {a.GrantType, b.GrantType},
-		{a.Endpoint, b.Endpoint}, {a.Result, b.Result}, {a.ErrorCode, b.ErrorCode},
+		{a.Endpoint, b.Endpoint}, {a.Result, b.Result}, {a.ErrorCode, b.ErrorCode}, {a.Binding, b.Binding},
 	} {
 		if c := strings.Compare(p[0], p[1]); c != 0 {
 			return c

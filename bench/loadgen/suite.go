@@ -47,6 +47,7 @@ type suiteConfig struct {
 	boundTime   time.Duration
 	bin         string
 	only        *regexp.Regexp // scenarios to run; nil: all
+	baseline    string         // a git revision to measure beside the tree, scenario by scenario
 	stores      string         // "memory", "postgres" or "" (both when a database is given)
 }
 
@@ -67,6 +68,7 @@ func parseSuiteFlags(args []string, out io.Writer) (suiteConfig, error) {
 	fs.DurationVar(&cfg.boundTime, "bound-time", 3*time.Second, "how long each bound is measured (smoke: 300ms)")
 	fs.StringVar(&cfg.bin, "bin", "", "a built mobile-auth-bff to run (default: build ./cmd/mobile-auth-bff)")
 	only := fs.String("only", "", "run only the scenarios whose name matches this regexp, and skip the RSS and bytes-per-token readings (for before/after runs of a change; the report then goes to a temp file unless -out is given)")
+	fs.StringVar(&cfg.baseline, "baseline", "", "a git revision (commit, tag, branch) to build and measure too, interleaved scenario by scenario on its own database, for a before/after table")
 	fs.StringVar(&cfg.stores, "store", "", "run only this store: memory or postgres (default: both when -database-url is set)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -265,11 +267,19 @@ func runSuite(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 
+	var baseBin string
+	if cfg.baseline != "" {
+		if baseBin, rep.Baseline, err = buildRevision(ctx, root, cfg.baseline, stdout); err != nil {
+			return fmt.Errorf("build the baseline %s: %w", cfg.baseline, err)
+		}
+		defer os.RemoveAll(filepath.Dir(baseBin))
+	}
+
 	var stores []string
 	if cfg.stores != "postgres" {
 		stores = append(stores, "memory")
 	}
-	var dbURL string
+	var dbURL, baseDB string
 	if cfg.databaseURL != "" {
 		var drop func()
 		dbURL, drop, err = createDatabase(ctx, cfg.databaseURL)
@@ -279,6 +289,15 @@ func runSuite(ctx context.Context, args []string, stdout io.Writer) error {
 		defer drop()
 		if cfg.stores != "memory" {
 			stores = append(stores, "postgres")
+		}
+		if baseBin != "" {
+			// The baseline's schema is older: it gets a database of its own.
+			var dropBase func()
+			baseDB, dropBase, err = createDatabase(ctx, cfg.databaseURL)
+			if err != nil {
+				return fmt.Errorf("create the baseline's bench database: %w", err)
+			}
+			defer dropBase()
 		}
 	}
 
@@ -309,12 +328,26 @@ func runSuite(ctx context.Context, args []string, stdout io.Writer) error {
 	for _, store := range stores {
 		env := serviceEnv(store, dbURL)
 		sr := storeReport{Store: store}
+		var before *storeReport
+		if baseBin != "" {
+			before = &storeReport{Store: store}
+		}
 		for _, sc := range suiteScenarios {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			if cfg.only != nil && sc.name != suiteScenarios[0].name && !cfg.only.MatchString(sc.name) {
 				continue // the ceiling (the first scenario) is always measured: it is a bound
+			}
+			if before != nil {
+				// The baseline first, then the tree: the same minute of the
+				// machine for both.
+				b, err := measureScenario(ctx, cfg, baseBin, serviceEnv(store, baseDB), store+" (baseline)", sc, logf)
+				if err != nil {
+					logf("%-9s baseline %s: %v", store, sc.name, err)
+					b = row{Scenario: sc.name, Failed: oneLine(err)}
+				}
+				before.Rows = append(before.Rows, b)
 			}
 			r, err := measureScenario(ctx, cfg, bin, env, store, sc, logf)
 			if err != nil {
@@ -336,19 +369,27 @@ func runSuite(ctx context.Context, args []string, stdout io.Writer) error {
 			sr.Rows = append(sr.Rows, r)
 		}
 		if cfg.only != nil {
+			sr.Before = before
 			rep.Stores = append(rep.Stores, sr)
 			continue
 		}
-		if err := measureRSS(ctx, cfg, bin, env, &sr, logf); err != nil {
-			logf("%-9s RSS: %v", store, err)
-			sr.Failed = append(sr.Failed, "RSS: "+oneLine(err))
-		}
-		if store == "memory" {
-			if err := measureTokenBytes(ctx, cfg, bin, env, &sr, logf); err != nil {
-				logf("%-9s bytes per token: %v", store, err)
-				sr.Failed = append(sr.Failed, "bytes per token: "+oneLine(err))
+		measureMemory := func(bin string, env []string, sr *storeReport, label string) {
+			if err := measureRSS(ctx, cfg, bin, env, sr, logf); err != nil {
+				logf("%-9s RSS: %v", label, err)
+				sr.Failed = append(sr.Failed, "RSS: "+oneLine(err))
+			}
+			if store == "memory" {
+				if err := measureTokenBytes(ctx, cfg, bin, env, sr, logf); err != nil {
+					logf("%-9s bytes per token: %v", label, err)
+					sr.Failed = append(sr.Failed, "bytes per token: "+oneLine(err))
+				}
 			}
 		}
+		if before != nil {
+			measureMemory(baseBin, serviceEnv(store, baseDB), before, store+" (baseline)")
+		}
+		measureMemory(bin, env, &sr, store)
+		sr.Before = before
 		rep.Stores = append(rep.Stores, sr)
 	}
 	rep.LoadAfter = loadAverage()
@@ -767,6 +808,40 @@ func moduleRoot() (string, error) {
 }
 
 // gitCommit is HEAD's short hash, "+dirty" when the tree has changes.
+// buildRevision builds the service of a git revision in a temporary
+// directory (git archive, so that the work tree is left alone) and returns
+// the binary and the revision's short commit.
+func buildRevision(ctx context.Context, root, rev string, stdout io.Writer) (string, string, error) {
+	out, err := exec.CommandContext(ctx, "git", "-C", root, "rev-parse", "--short=12", rev+"^{commit}").Output()
+	if err != nil {
+		return "", "", fmt.Errorf("unknown revision %q", rev)
+	}
+	commit := strings.TrimSpace(string(out))
+	dir, err := os.MkdirTemp("", "bff-baseline-")
+	if err != nil {
+		return "", "", err
+	}
+	src := filepath.Join(dir, "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		return "", "", err
+	}
+	archive := exec.CommandContext(ctx, "sh", "-c", `git -C "$1" archive --format=tar "$2" | tar -x -C "$3"`, "sh", root, commit, src)
+	archive.Stderr = stdout
+	if err := archive.Run(); err != nil {
+		os.RemoveAll(dir)
+		return "", "", fmt.Errorf("git archive %s: %w", commit, err)
+	}
+	bin := filepath.Join(dir, "mobile-auth-bff")
+	fmt.Fprintf(stdout, "building the baseline %s\n", commit)
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/mobile-auth-bff")
+	build.Dir, build.Stdout, build.Stderr = src, stdout, stdout
+	if err := build.Run(); err != nil {
+		os.RemoveAll(dir)
+		return "", "", fmt.Errorf("build: %w", err)
+	}
+	return bin, commit, nil
+}
+
 func gitCommit(root string) string {
 	out, err := exec.Command("git", "-C", root, "rev-parse", "--short=12", "HEAD").Output()
 	if err != nil {

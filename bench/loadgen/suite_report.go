@@ -12,6 +12,7 @@ import (
 type report struct {
 	Date        time.Time
 	Commit      string
+	Baseline    string // the commit measured beside it (-baseline), if any
 	GoVersion   string
 	CPU         string
 	Cores       int
@@ -92,6 +93,8 @@ type storeReport struct {
 	TokenRSSDelta int64
 	TokensIssued  int
 	Failed        []string // measurements that could not be made, and why
+	// Before is the baseline's results, scenario by scenario (-baseline).
+	Before *storeReport
 }
 
 // row is one scenario on one store: medians over the runs, errors summed.
@@ -171,6 +174,9 @@ func renderReport(w io.Writer, r report) error {
 	p("| | |\n|---|---|\n")
 	p("| date | %s |\n", r.Date.UTC().Format("2006-01-02 15:04 UTC"))
 	p("| commit | `%s` |\n", r.Commit)
+	if r.Baseline != "" {
+		p("| baseline (before) | `%s`, measured in the same run, interleaved scenario by scenario, on a database of its own |\n", r.Baseline)
+	}
 	p("| machine | %d cores, %s |\n", r.Cores, r.CPU)
 	p("| Go | %s |\n", r.GoVersion)
 	p("| load | %d connections, %s per run, median of %d run(s); the load generator runs on the same machine |\n",
@@ -221,6 +227,9 @@ func renderReport(w io.Writer, r report) error {
 			p("| %s | %.0f | %.2f | %.2f | %.3f | %.1f | %s | %s | %s |\n", row.Scenario, row.rps(), row.p50(), row.p99(),
 				row.cpu(), mib(row.PeakRSS), row.errorText(), boundText, pct)
 		}
+		if s.Before != nil {
+			renderBeforeAfter(p, s)
+		}
 		p("\n")
 		p("- RSS idle (fresh process, nothing done yet): **%.1f MiB**\n", mib(s.RSSIdle))
 		p("- RSS after creating the users, %d logins and %s idle: **%.1f MiB**", s.Logins, r.IdleWait, mib(s.RSSAfterLogin))
@@ -242,6 +251,28 @@ func renderReport(w io.Writer, r report) error {
 		}
 	}
 
+	for _, s := range r.Stores {
+		if s.Before == nil || len(s.Before.Rows) == 0 {
+			continue
+		}
+		b := s.Before
+		p("\n## Memory before → after: %s\n\n", s.Store)
+		p("| reading | before | after |\n|---|--:|--:|\n")
+		p("| RSS idle | %.1f MiB | %.1f MiB |\n", mib(b.RSSIdle), mib(s.RSSIdle))
+		p("| RSS after the users, %d logins and %s idle | %.1f MiB | %.1f MiB |\n", s.Logins, r.IdleWait, mib(b.RSSAfterLogin), mib(s.RSSAfterLogin))
+		var peakB, peakA int64
+		for _, row := range b.Rows {
+			peakB = max(peakB, row.PeakRSS)
+		}
+		for _, row := range s.Rows {
+			peakA = max(peakA, row.PeakRSS)
+		}
+		p("| RSS peak under any scenario | %.1f MiB | %.1f MiB |\n", mib(peakB), mib(peakA))
+		if s.TokensIssued > 0 {
+			p("| bytes per live in-memory token | %.0f | %.0f |\n", b.BytesPerToken, s.BytesPerToken)
+		}
+	}
+
 	p("\n## How it is measured\n\n")
 	p("- Each scenario runs in a fresh service process (built from the commit above), started by the suite; clients " +
 		"and users are created through the admin API (one user per connection where the scenario logs users in).\n")
@@ -254,4 +285,24 @@ func renderReport(w io.Writer, r report) error {
 		"bound, since the Go heap keeps some headroom.\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// renderBeforeAfter writes a store's scenarios before (the baseline) and
+// after (the tree), measured side by side in one run.
+func renderBeforeAfter(p func(string, ...any), s storeReport) {
+	p("\nBefore → after (the baseline and this commit, each scenario measured on both in turn):\n\n")
+	p("| scenario | before req/s | after req/s | after ÷ before | before p99 ms | after p99 ms | before CPU ms/req | after CPU ms/req |\n")
+	p("|---|--:|--:|--:|--:|--:|--:|--:|\n")
+	for i, a := range s.Rows {
+		if i >= len(s.Before.Rows) {
+			break
+		}
+		b := s.Before.Rows[i]
+		if a.Failed != "" || b.Failed != "" || b.rps() == 0 {
+			p("| %s | — | — | — | — | — | — | — |\n", a.Scenario)
+			continue
+		}
+		p("| %s | %.0f | %.0f | ×%.2f | %.2f | %.2f | %.3f | %.3f |\n", a.Scenario, b.rps(), a.rps(), a.rps()/b.rps(),
+			b.p99(), a.p99(), b.cpu(), a.cpu())
+	}
 }

@@ -69,11 +69,13 @@ const adminUsage = `admin commands (JSON on stdout; they need BFF_DATABASE_URL a
   create-client --id ID [--name N] [--public] [--grant-types a,b] [--scopes a,b]
                 [--token-type bearer|jwt] [--rollout 0-100] [--jwt-enabled=false] [--restricted]
                 [--jwt-token-type JWT|Bearer] [--redirect-uris u1,u2] [--pkce-required=false]
+                [--dpop-bound-access-tokens]
   list-clients
   get-client ID
   update-client ID [--name N] [--grant-types a,b] [--scopes a,b] [--token-type bearer|jwt]
                 [--rollout 0-100] [--jwt-enabled true|false] [--restricted true|false]
                 [--jwt-token-type JWT|Bearer|""] [--redirect-uris u1,u2|""] [--pkce-required true|false]
+                [--dpop-bound-access-tokens true|false]
   delete-client ID
   rotate-client-secret ID [--grace 1h] [--secret-file F | --secret-stdin]
                 a new secret for a confidential client (generated unless given), shown once;
@@ -233,6 +235,7 @@ func runAdmin(ctx context.Context, svc *admin.Service, cmd string, args []string
 		fs.StringVar(&in.JWTTokenType, "jwt-token-type", "", "token_type of JWT responses: JWT, Bearer or empty (by request)")
 		fs.StringVar(&redirectURIs, "redirect-uris", "", "comma-separated browser sign-in redirect URIs")
 		fs.BoolVar(&pkceRequired, "pkce-required", true, "browser sign-in needs a PKCE S256 challenge")
+		fs.BoolVar(&in.DPoPBoundAccessTokens, "dpop-bound-access-tokens", false, "every token request needs a DPoP proof (RFC 9449)")
 		if err := parseInterspersed(fs, args); err != nil {
 			return nil, fmt.Errorf("%w: %v", errUsage, err)
 		}
@@ -296,7 +299,7 @@ func runAdmin(ctx context.Context, svc *admin.Service, cmd string, args []string
 		v.Secret = rotated.Secret
 		return v, nil
 	case "update-client":
-		var name, grants, scopes, tokenType, rollout, jwtEnabled, restricted, jwtTokenType, redirectURIs, pkceRequired optional
+		var name, grants, scopes, tokenType, rollout, jwtEnabled, restricted, jwtTokenType, redirectURIs, pkceRequired, dpopBound optional
 		fs.Var(&name, "name", "")
 		fs.Var(&grants, "grant-types", "")
 		fs.Var(&scopes, "scopes", "")
@@ -307,6 +310,7 @@ func runAdmin(ctx context.Context, svc *admin.Service, cmd string, args []string
 		fs.Var(&jwtTokenType, "jwt-token-type", "")
 		fs.Var(&redirectURIs, "redirect-uris", "")
 		fs.Var(&pkceRequired, "pkce-required", "")
+		fs.Var(&dpopBound, "dpop-bound-access-tokens", "")
 		if err := parseInterspersed(fs, args); err != nil {
 			return nil, fmt.Errorf("%w: %v", errUsage, err)
 		}
@@ -350,7 +354,8 @@ func runAdmin(ctx context.Context, svc *admin.Service, cmd string, args []string
 		for _, b := range []struct {
 			o   optional
 			dst **bool
-		}{{jwtEnabled, &p.JWTEnabled}, {restricted, &p.Restricted}, {pkceRequired, &p.PKCERequired}} {
+		}{{jwtEnabled, &p.JWTEnabled}, {restricted, &p.Restricted}, {pkceRequired, &p.PKCERequired},
+			{dpopBound, &p.DPoPBoundAccessTokens}} {
 			if b.o.set {
 				v, err := strconv.ParseBool(b.o.val)
 				if err != nil {

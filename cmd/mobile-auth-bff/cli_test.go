@@ -131,6 +131,35 @@ func TestCLIAdmin(t *testing.T) {
 	if web["pkce_required"] != true || fmt.Sprint(web["grant_types"]) != "[authorization_code refresh_token]" {
 		t.Errorf("create-client with browser sign-in: %v", web)
 	}
+	// dpop_bound_access_tokens (RFC 9449 §5.2): off by default, a bare flag
+	// on create-client, true|false on update-client, shown by get and list.
+	if app["dpop_bound_access_tokens"] != false {
+		t.Errorf("new client's dpop_bound_access_tokens: %v", app)
+	}
+	if ios := mustCLI(t, env, "admin", "create-client", "--id", "ios", "--public", "--dpop-bound-access-tokens"); ios["dpop_bound_access_tokens"] != true {
+		t.Errorf("create-client --dpop-bound-access-tokens: %v", ios)
+	}
+	if ios := mustCLI(t, env, "admin", "get-client", "ios"); ios["dpop_bound_access_tokens"] != true {
+		t.Errorf("get-client of a DPoP-bound client: %v", ios)
+	}
+	if _, err := cli(t, env, "admin", "update-client", "ios", "--dpop-bound-access-tokens", "maybe"); !errors.Is(err, bff.ErrInvalidInput) {
+		t.Errorf("update-client --dpop-bound-access-tokens maybe: %v", err)
+	}
+	if ios := mustCLI(t, env, "admin", "update-client", "ios", "--rollout", "5"); ios["dpop_bound_access_tokens"] != true {
+		t.Errorf("update-client without the flag changed dpop_bound_access_tokens: %v", ios)
+	}
+	if ios := mustCLI(t, env, "admin", "update-client", "ios", "--dpop-bound-access-tokens", "false"); ios["dpop_bound_access_tokens"] != false {
+		t.Errorf("update-client --dpop-bound-access-tokens false: %v", ios)
+	}
+	mustCLI(t, env, "admin", "update-client", "ios", "--dpop-bound-access-tokens", "true")
+	listed := map[string]any{}
+	for _, c := range mustCLI(t, env, "admin", "list-clients")["clients"].([]any) {
+		c := c.(map[string]any)
+		listed[c["client_id"].(string)] = c["dpop_bound_access_tokens"]
+	}
+	if listed["ios"] != true || listed["app"] != false {
+		t.Errorf("list-clients dpop_bound_access_tokens: %v", listed)
+	}
 
 	pwFile := filepath.Join(t.TempDir(), "pw")
 	if err := os.WriteFile(pwFile, []byte(e2ePassword+"\n"), 0o600); err != nil {

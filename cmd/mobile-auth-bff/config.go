@@ -47,6 +47,7 @@ type config struct {
 	LogLevel            slog.Level
 	TrustedProxies      []*net.IPNet
 	Throttle            oauth.ThrottleConfig
+	DPoP                oauth.DPoPConfig
 
 	EcommerceURL      string
 	EcommerceAudience string
@@ -129,6 +130,11 @@ func loadConfig(getenv func(string) string) (config, error) {
 			Window:      r.duration("BFF_LOGIN_FAILURE_WINDOW", oauth.DefaultThrottle.Window),
 		},
 	}
+	c.DPoP = oauth.DPoPConfig{
+		Window:        r.duration("BFF_DPOP_PROOF_WINDOW", oauth.DefaultDPoPWindow),
+		NoNonce:       !r.boolean("BFF_DPOP_NONCE", true),
+		NonceLifetime: r.duration("BFF_DPOP_NONCE_LIFETIME", oauth.DefaultDPoPNonceLifetime),
+	}
 	c.UsageFlushInterval = r.duration("BFF_USAGE_FLUSH_INTERVAL", 10*time.Second)
 	c.UsageRetention = r.duration("BFF_USAGE_RETENTION", 90*24*time.Hour)
 	c.LogLevel = r.logLevel("BFF_LOG_LEVEL", slog.LevelInfo)
@@ -147,6 +153,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 		return config{}, &configError{"BFF_JWT_ALG", fmt.Sprintf("must be one of RS256, RS512, ES256, EdDSA, got %q", c.JWTAlg)}
 	case c.RefreshReuseGrace > time.Minute:
 		return config{}, &configError{"BFF_REFRESH_REUSE_GRACE", "must be at most 1m: longer lets a stolen refresh token be replayed unnoticed"}
+	case c.DPoP.Window < time.Second || c.DPoP.Window > 5*time.Minute:
+		return config{}, &configError{"BFF_DPOP_PROOF_WINDOW", "must be between 1s and 5m: a proof is accepted this far from the server's time, and remembered as long"}
+	case c.DPoP.NonceLifetime < 10*time.Second || c.DPoP.NonceLifetime > time.Hour:
+		return config{}, &configError{"BFF_DPOP_NONCE_LIFETIME", "must be between 10s and 1h"}
 	case c.RefreshTokenTTL < c.AccessTokenTTL:
 		return config{}, &configError{"BFF_REFRESH_TOKEN_TTL", "must not be shorter than BFF_ACCESS_TOKEN_TTL"}
 	case c.Audience == "":

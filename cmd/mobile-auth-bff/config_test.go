@@ -51,6 +51,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		Migrate:                  true,
 		LogLevel:                 slog.LevelInfo,
 		Throttle:                 oauth.DefaultThrottle,
+		DPoP:                     oauth.DPoPConfig{Window: oauth.DefaultDPoPWindow, NonceLifetime: oauth.DefaultDPoPNonceLifetime},
 		EcommerceAudience:        "ecommerce",
 		EcommerceTimeout:         10 * time.Second,
 		EcommerceBreakerFailures: 5,

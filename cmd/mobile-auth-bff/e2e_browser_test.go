@@ -200,7 +200,7 @@ func TestE2EBrowserSignInAndroid(t *testing.T) {
 		// The metrics count the sign-ins by grant, and the page's answers.
 		metrics := string(do(t, http.MethodGet, s.admin+"/metrics", nil, nil).body)
 		for _, want := range []string{
-			`bff_tokens_issued_total{client_id="android",format="jwt",grant_type="authorization_code"} 1`,
+			`bff_tokens_issued_total{binding="none",client_id="android",format="jwt",grant_type="authorization_code"} 1`,
 			`bff_authorize_total{result="ok"} 2`,
 			`bff_authorize_total{result="invalid_credentials"} 2`,
 			`bff_authorize_total{result="csrf"} 1`,

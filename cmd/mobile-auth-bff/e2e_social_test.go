@@ -191,7 +191,7 @@ func TestE2ESocialExchange(t *testing.T) {
 			`bff_social_verifications_total{backend="azuread-oauth2",result="cached"} 1`,
 			`bff_social_verifications_total{backend="azuread-oauth2",result="rejected"} 1`,
 			`bff_social_verifications_total{backend="azuread-oauth2",result="unavailable"} 1`,
-			`bff_tokens_issued_total{client_id="app",format="jwt",grant_type="social_exchange"}`} {
+			`bff_tokens_issued_total{binding="none",client_id="app",format="jwt",grant_type="social_exchange"}`} {
 			if !strings.Contains(string(metrics.body), want) {
 				t.Errorf("/metrics lacks %s", want)
 			}

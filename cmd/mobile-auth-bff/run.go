@@ -130,7 +130,7 @@ func (a *app) serviceConfig(serving bool) service.Config {
 		OAuth: oauth.Config{
 			Issuer: a.cfg.Issuer, Audience: a.cfg.Audience, AccessTokenTTL: a.cfg.AccessTokenTTL,
 			RefreshTokenTTL: a.cfg.RefreshTokenTTL, RefreshReuseGrace: a.cfg.RefreshReuseGrace,
-			SessionTTL: a.cfg.SessionTTL, Throttle: a.cfg.Throttle,
+			SessionTTL: a.cfg.SessionTTL, Throttle: a.cfg.Throttle, DPoP: a.cfg.DPoP,
 			Social: social.Config{
 				GoogleUserinfoURL: a.cfg.GoogleUserinfoURL, GoogleTokeninfoURL: a.cfg.GoogleTokeninfoURL,
 				GoogleClientIDs: a.cfg.GoogleClientIDs,

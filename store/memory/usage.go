@@ -49,30 +49,35 @@ func (s *Store) PruneUsage(_ context.Context, before time.Time) (int64, error) {
 	return n, nil
 }
 
-// CountActiveTokens counts unexpired, unrevoked access tokens per client and format.
+// CountActiveTokens counts unexpired, unrevoked access tokens per client,
+// format and binding.
 func (s *Store) CountActiveTokens(_ context.Context, now time.Time) ([]bff.ActiveTokens, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	type key struct {
-		client string
-		format bff.TokenFormat
+		client  string
+		format  bff.TokenFormat
+		binding string
 	}
 	counts := map[key]int64{}
 	for _, t := range s.access {
 		if !t.ExpiresAt.After(now) || t.RevokedAt != nil || !s.families[t.FamilyID].Alive() {
 			continue
 		}
-		counts[key{t.ClientID, t.Format}]++
+		counts[key{t.ClientID, t.Format, bff.BindingOf(t.JKT != "")}]++
 	}
 	out := make([]bff.ActiveTokens, 0, len(counts))
 	for k, n := range counts {
-		out = append(out, bff.ActiveTokens{ClientID: k.client, Format: k.format, Count: n})
+		out = append(out, bff.ActiveTokens{ClientID: k.client, Format: k.format, Binding: k.binding, Count: n})
 	}
 	slices.SortFunc(out, func(a, b bff.ActiveTokens) int {
 		if c := strings.Compare(a.ClientID, b.ClientID); c != 0 {
 			return c
 		}
-		return strings.Compare(string(a.Format), string(b.Format))
+		if c := strings.Compare(string(a.Format), string(b.Format)); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Binding, b.Binding)
 	})
 	return out, nil
 }

@@ -25,6 +25,7 @@ type clientRow struct {
 	JWTTokenType      string    `db:"jwt_token_type"`
 	RedirectURIs      []string  `db:"redirect_uris"`
 	PKCERequired      bool      `db:"pkce_required"`
+	DPoPBound         bool      `db:"dpop_bound_access_tokens"`
 	CreatedAt         time.Time `db:"created_at"`
 	UpdatedAt         time.Time `db:"updated_at"`
 	Incarnation       string    `db:"incarnation"`
@@ -36,7 +37,8 @@ type clientRow struct {
 
 const clientColumns = `id, name, public, secret_hash, grant_types, scopes, token_type,
 	jwt_rollout_percent, jwt_enabled, restricted, created_at, updated_at, jwt_token_type,
-	incarnation, previous_secret_hash, previous_secret_expires_at, redirect_uris, pkce_required`
+	incarnation, previous_secret_hash, previous_secret_expires_at, redirect_uris, pkce_required,
+	dpop_bound_access_tokens`
 
 func (r clientRow) client() bff.Client {
 	c := bff.Client{
@@ -44,7 +46,7 @@ func (r clientRow) client() bff.Client {
 		GrantTypes: r.GrantTypes, Scopes: r.Scopes, TokenType: bff.TokenFormat(r.TokenType),
 		JWTRolloutPercent: r.JWTRolloutPercent, JWTEnabled: r.JWTEnabled, Restricted: r.Restricted,
 		JWTTokenType: r.JWTTokenType, RedirectURIs: r.RedirectURIs, PKCERequired: r.PKCERequired, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
-		Incarnation: r.Incarnation,
+		Incarnation: r.Incarnation, DPoPBoundAccessTokens: r.DPoPBound,
 	}
 	if r.PreviousSecretHash != nil && r.PreviousSecretExpiresAt != nil {
 		c.PreviousSecretHash, c.PreviousSecretExpiresAt = r.PreviousSecretHash, *r.PreviousSecretExpiresAt
@@ -72,10 +74,10 @@ func nonNil(s []string) []string {
 func (s *Store) CreateClient(ctx context.Context, c bff.Client) error {
 	prevHash, prevExp := previousSecret(c)
 	_, err := s.pool.Exec(ctx, `INSERT INTO clients (`+clientColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
 		c.ID, c.Name, c.Public, c.SecretHash, nonNil(c.GrantTypes), nonNil(c.Scopes), string(c.TokenType),
 		c.JWTRolloutPercent, c.JWTEnabled, c.Restricted, c.CreatedAt, c.UpdatedAt, c.JWTTokenType,
-		c.Incarnation, prevHash, prevExp, nonNil(c.RedirectURIs), c.PKCERequired)
+		c.Incarnation, prevHash, prevExp, nonNil(c.RedirectURIs), c.PKCERequired, c.DPoPBoundAccessTokens)
 	return dbErr("create client", err)
 }
 
@@ -129,10 +131,11 @@ func (s *Store) UpdateClient(ctx context.Context, id string, update func(*bff.Cl
 		_, err = tx.Exec(ctx, `UPDATE clients SET name = $2, public = $3, secret_hash = $4, grant_types = $5,
 			scopes = $6, token_type = $7, jwt_rollout_percent = $8, jwt_enabled = $9, restricted = $10,
 			updated_at = $11, jwt_token_type = $12, previous_secret_hash = $13,
-			previous_secret_expires_at = $14, redirect_uris = $15, pkce_required = $16 WHERE id = $1`,
+			previous_secret_expires_at = $14, redirect_uris = $15, pkce_required = $16,
+			dpop_bound_access_tokens = $17 WHERE id = $1`,
 			c.ID, c.Name, c.Public, c.SecretHash, nonNil(c.GrantTypes), nonNil(c.Scopes), string(c.TokenType),
 			c.JWTRolloutPercent, c.JWTEnabled, c.Restricted, c.UpdatedAt, c.JWTTokenType, prevHash, prevExp,
-			nonNil(c.RedirectURIs), c.PKCERequired)
+			nonNil(c.RedirectURIs), c.PKCERequired, c.DPoPBoundAccessTokens)
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	bff "github.com/openedx/mobile-auth-bff"
 
@@ -121,5 +124,53 @@ func TestMigrateLoginNamespace(t *testing.T) {
 	if _, err := s.Pool().Exec(ctx, `INSERT INTO users (username, email, created_at, updated_at)
 		VALUES ('dora@example.com', 'x@example.com', now(), now())`); err == nil {
 		t.Error("an SQL insert of another account's email as username succeeded")
+	}
+}
+
+// TestMigrateUsageBinding: the aggregates counted before migration 0016
+// keep their counts with binding ""; new counts by binding stay apart from
+// them; going down sums the aggregates that differ only by binding.
+func TestMigrateUsageBinding(t *testing.T) {
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, testdb.EmptyURL(t), postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	if err := s.MigrateTo(15); err != nil {
+		t.Fatal(err)
+	}
+	h := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	if _, err := s.Pool().Exec(ctx, `INSERT INTO usage_stats
+		(hour, client_id, kind, format, grant_type, endpoint, result, error_code, count)
+		VALUES ($1, 'mobile', 'issued', 'jwt', 'password', '', '', '', 7)`, h); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MigrateTo(16); err != nil {
+		t.Fatal(err)
+	}
+	old := bff.UsageKey{Hour: h, ClientID: "mobile", Kind: bff.UsageIssued, Format: "jwt", GrantType: bff.GrantPassword}
+	dpop, none := old, old
+	dpop.Binding, none.Binding = bff.BindingDPoP, bff.BindingNone
+	if err := s.AddUsage(ctx, []bff.UsageCount{{UsageKey: dpop, Count: 2}, {UsageKey: none, Count: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ListUsage(ctx, h, h.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []bff.UsageCount{{UsageKey: old, Count: 7}, {UsageKey: dpop, Count: 2}, {UsageKey: none, Count: 3}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("after up (-want +got):\n%s", diff)
+	}
+	if err := s.MigrateTo(15); err != nil {
+		t.Fatal(err)
+	}
+	var rows, sum int64
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*), sum(count) FROM usage_stats`).Scan(&rows, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 1 || sum != 12 {
+		t.Errorf("after down: %d rows summing to %d, want 1 row of 12", rows, sum)
 	}
 }

@@ -65,6 +65,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"IdempotencyConcurrentClaims", testIdempotencyConcurrentClaims},
 		{"IdempotencyBadInput", testIdempotencyBadInput},
 		{"UsageAddsUp", testUsageAddsUp},
+		{"UsageBinding", testUsageBinding},
 		{"UsageConcurrentAdds", testUsageConcurrentAdds},
 		{"UsagePrune", testUsagePrune},
 		{"ActiveTokens", testActiveTokens},
@@ -127,6 +128,7 @@ func testClients(t *testing.T, s store.Store) {
 		Restricted: true, JWTTokenType: bff.LabelBearer, CreatedAt: now(), UpdatedAt: now(),
 		Incarnation:  "first-incarnation",
 		RedirectURIs: []string{"org.openedx.app://oauth2Callback", "http://127.0.0.1/callback"}, PKCERequired: true,
+		DPoPBoundAccessTokens: true,
 	}
 	if err := s.CreateClient(ctx, conf); err != nil {
 		t.Fatal(err)
@@ -194,6 +196,15 @@ func testClients(t *testing.T, s store.Store) {
 	}
 	if got, _ = s.GetClient(ctx, "mobile"); len(got.RedirectURIs) != 0 || !got.PKCERequired {
 		t.Errorf("after clearing redirect_uris: %+v", got)
+	}
+	// dpop_bound_access_tokens is kept when set, and turned off again.
+	for _, bound := range []bool{true, false} {
+		if _, err := s.UpdateClient(ctx, "mobile", func(c *bff.Client) error { c.DPoPBoundAccessTokens = bound; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ = s.GetClient(ctx, "mobile"); got.DPoPBoundAccessTokens != bound || !got.PKCERequired {
+			t.Errorf("after setting dpop_bound_access_tokens to %v: %+v", bound, got)
+		}
 	}
 	_, err = s.UpdateClient(ctx, "nope", func(*bff.Client) error { return nil })
 	wantErr(t, "UpdateClient(nope)", err, bff.ErrNotFound)

@@ -86,6 +86,48 @@ func testUsageAddsUp(t *testing.T, s store.Store) {
 	}
 }
 
+// testUsageBinding: the binding is part of the key — counts that differ
+// only by it stay apart, "" (counted before the binding was) among them —
+// it round-trips, and it orders last.
+func testUsageBinding(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	h := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	bind := func(c bff.UsageCount, binding string) bff.UsageCount {
+		c.Binding = binding
+		return c
+	}
+	if err := s.AddUsage(ctx, []bff.UsageCount{
+		bind(issued(h, "mobile", "jwt", bff.GrantPassword, 2), bff.BindingDPoP),
+		bind(issued(h, "mobile", "jwt", bff.GrantPassword, 3), bff.BindingNone),
+		issued(h, "mobile", "jwt", bff.GrantPassword, 4),
+		bind(presented(h, "mobile", "me", "jwt", "", 5), bff.BindingDPoP),
+		bind(presented(h, "mobile", "me", "jwt", "invalid_dpop_proof", 1), bff.BindingDPoP),
+		bind(presented(h, "mobile", "me", "jwt", "", 6), bff.BindingNone),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddUsage(ctx, []bff.UsageCount{
+		bind(issued(h, "mobile", "jwt", bff.GrantPassword, 10), bff.BindingDPoP),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ListUsage(ctx, h, h.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []bff.UsageCount{
+		issued(h, "mobile", "jwt", bff.GrantPassword, 4),
+		bind(issued(h, "mobile", "jwt", bff.GrantPassword, 12), bff.BindingDPoP),
+		bind(issued(h, "mobile", "jwt", bff.GrantPassword, 3), bff.BindingNone),
+		bind(presented(h, "mobile", "me", "jwt", "invalid_dpop_proof", 1), bff.BindingDPoP),
+		bind(presented(h, "mobile", "me", "jwt", "", 5), bff.BindingDPoP),
+		bind(presented(h, "mobile", "me", "jwt", "", 6), bff.BindingNone),
+	}
+	if diff := cmp.Diff(want, got, timeOpts); diff != "" {
+		t.Errorf("ListUsage mismatch (-want +got):\n%s", diff)
+	}
+}
+
 // testUsageConcurrentAdds: instances flushing overlapping keys at the same
 // time lose nothing and do not deadlock.
 func testUsageConcurrentAdds(t *testing.T, s store.Store) {
@@ -161,7 +203,8 @@ func testUsagePrune(t *testing.T, s store.Store) {
 }
 
 // testActiveTokens: only unexpired access tokens count, neither revoked
-// ones nor those of a revoked family, per client and format.
+// ones nor those of a revoked family, per client, format and binding (a
+// token with a DPoP thumbprint is dpop).
 func testActiveTokens(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	mustClient(t, s, "mobile")
@@ -169,6 +212,10 @@ func testActiveTokens(t *testing.T, s store.Store) {
 	past, future := now().Add(-time.Minute), now().Add(time.Hour)
 	jwt := func(tok bff.AccessToken, jti string) bff.AccessToken {
 		tok.Format, tok.JTI = bff.FormatJWT, jti
+		return tok
+	}
+	bound := func(tok bff.AccessToken) bff.AccessToken {
+		tok.JKT = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"
 		return tok
 	}
 	otherClient := accessToken("o1", "f-o", future)
@@ -182,7 +229,14 @@ func testActiveTokens(t *testing.T, s store.Store) {
 		store.CreateAccessToken{Token: jwt(accessToken("j-family", "f5", future), "jti-2")},
 		store.CreateAccessToken{Token: accessToken("b-family", "f5", future)},
 		store.CreateAccessToken{Token: otherClient},
+		store.CreateAccessToken{Token: bound(accessToken("d1", "f6", future))},
+		store.CreateAccessToken{Token: bound(jwt(accessToken("dj1", "f6", future), "jti-3"))},
+		store.CreateAccessToken{Token: bound(jwt(accessToken("dj2", "f7", future), "jti-4"))},
+		store.CreateAccessToken{Token: bound(accessToken("d-expired", "f6", past))},
+		store.CreateAccessToken{Token: bound(accessToken("d-revoked", "f6", future))},
+		store.CreateAccessToken{Token: bound(accessToken("d-family", "f5", future))},
 		store.RevokeAccessToken{Signature: "b-revoked", At: now()},
+		store.RevokeAccessToken{Signature: "d-revoked", At: now()},
 		store.RevokeFamily{FamilyID: "f5", At: now()},
 	}); err != nil {
 		t.Fatal(err)
@@ -192,9 +246,11 @@ func testActiveTokens(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	want := []bff.ActiveTokens{
-		{ClientID: "mobile", Format: bff.FormatBearer, Count: 2},
-		{ClientID: "mobile", Format: bff.FormatJWT, Count: 1},
-		{ClientID: "other", Format: bff.FormatBearer, Count: 1},
+		{ClientID: "mobile", Format: bff.FormatBearer, Binding: bff.BindingDPoP, Count: 1},
+		{ClientID: "mobile", Format: bff.FormatBearer, Binding: bff.BindingNone, Count: 2},
+		{ClientID: "mobile", Format: bff.FormatJWT, Binding: bff.BindingDPoP, Count: 2},
+		{ClientID: "mobile", Format: bff.FormatJWT, Binding: bff.BindingNone, Count: 1},
+		{ClientID: "other", Format: bff.FormatBearer, Binding: bff.BindingNone, Count: 1},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("CountActiveTokens mismatch (-want +got):\n%s", diff)

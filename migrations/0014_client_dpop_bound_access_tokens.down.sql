@@ -1,0 +1,1 @@
+ALTER TABLE clients DROP COLUMN IF EXISTS dpop_bound_access_tokens;
