@@ -8,9 +8,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/openedx/mobile-auth-bff/metrics"
 )
@@ -45,6 +47,7 @@ func validRequestID(id string) bool {
 // accessLog writes one line per request and feeds the HTTP metrics. It logs
 // the route pattern, never the raw URL, whose query could hold a token.
 func accessLog(listener string, log *slog.Logger, m *metrics.Metrics) echo.MiddlewareFunc {
+	series := &httpSeries{listener: listener, m: m}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
@@ -58,12 +61,14 @@ func accessLog(listener string, log *slog.Logger, m *metrics.Metrics) echo.Middl
 			}
 			status := c.Response().Status
 			latency := time.Since(start)
-			m.HTTPRequests.WithLabelValues(listener, route, methodLabel(c.Request().Method), strconv.Itoa(status)).Inc()
-			m.HTTPDuration.WithLabelValues(listener, route).Observe(latency.Seconds())
+			method := methodLabel(c.Request().Method)
+			requests, duration := series.of(route, method, status)
+			requests.Inc()
+			duration.Observe(latency.Seconds())
 			attrs := []slog.Attr{
 				slog.String("listener", listener),
 				slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)),
-				slog.String("method", methodLabel(c.Request().Method)),
+				slog.String("method", method),
 				slog.String("route", route),
 				slog.Int("status", status),
 				slog.Float64("latency_ms", float64(latency.Microseconds())/1000),
@@ -77,6 +82,41 @@ func accessLog(listener string, log *slog.Logger, m *metrics.Metrics) echo.Middl
 			return nil
 		}
 	}
+}
+
+// httpSeries keeps the HTTP metrics' series of one listener by route,
+// method and status, so that a request finds its two with one map lookup
+// instead of hashing its labels into each vector (and formatting the
+// status). Routes are the patterns of the router, methods the few of
+// methodLabel, statuses the few a handler answers: the map stays small.
+type httpSeries struct {
+	listener string
+	m        *metrics.Metrics
+	byKey    sync.Map // httpSeriesKey → httpSeriesOf
+}
+
+type httpSeriesKey struct {
+	route, method string
+	status        int
+}
+
+type httpSeriesOf struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+func (s *httpSeries) of(route, method string, status int) (prometheus.Counter, prometheus.Observer) {
+	k := httpSeriesKey{route, method, status}
+	if v, ok := s.byKey.Load(k); ok {
+		of := v.(httpSeriesOf)
+		return of.requests, of.duration
+	}
+	of := httpSeriesOf{
+		requests: s.m.HTTPRequests.WithLabelValues(s.listener, route, method, strconv.Itoa(status)),
+		duration: s.m.HTTPDuration.WithLabelValues(s.listener, route),
+	}
+	s.byKey.Store(k, of)
+	return of.requests, of.duration
 }
 
 // logAttrsKey holds the attributes a handler adds to its request's log

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -18,7 +19,9 @@ import (
 //
 //	BenchmarkVerifyJWTSignatureOnly  go-jose parse + verify with the public key
 //	BenchmarkVerifyJWT               Validator.VerifyJWT: the above + header and claim rules
-//	BenchmarkValidateJWT             Validator.Validate: the above + store lookups
+//	BenchmarkValidateJWT             Validator.Validate: the above + store lookups (the
+//	                                 same token each time: its signature is checked once)
+//	BenchmarkValidateJWTCold         the same, its signature checked every time
 //
 // Sub-benchmarks are named key=value for benchstat projections.
 
@@ -77,13 +80,64 @@ func BenchmarkValidateJWT(b *testing.B) {
 	}
 }
 
+// BenchmarkValidateJWTCold is BenchmarkValidateJWT on a token presented
+// for the first time: the validator's cache of verified JWTs is emptied
+// before each validation, so that the signature is checked every time (as
+// every validation did before the cache).
+func BenchmarkValidateJWTCold(b *testing.B) {
+	for _, alg := range benchAlgs {
+		b.Run("store=memory/alg="+alg, func(b *testing.B) {
+			env, token := benchEnv(b, testenv.Options{Alg: alg}, "jwt")
+			ctx := context.Background()
+			v := env.Validator
+			cred := oauth.Credential{Scheme: oauth.SchemeBearer, Token: token}
+			b.ReportAllocs()
+			for b.Loop() {
+				v.ForgetVerifiedJWTs()
+				if _, err := v.Validate(ctx, cred); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkValidateOpaque is the full validation of an opaque access token:
-// HMAC check, then the token, client and user rows.
+// HMAC check, then the token, client and user rows — on PostgreSQL also
+// through the cache the service puts in front of it (live, as with its
+// change feed up).
 func BenchmarkValidateOpaque(b *testing.B) {
 	for _, st := range benchStores {
 		b.Run("store="+st.name, func(b *testing.B) {
 			env, token := benchEnv(b, testenv.Options{Postgres: st.postgres}, "bearer")
 			benchValidate(b, env, token)
+		})
+	}
+	b.Run("store=postgres-cached", func(b *testing.B) {
+		env, token := benchEnv(b, testenv.Options{Postgres: true, Cache: true}, "bearer")
+		benchValidate(b, env, token)
+	})
+}
+
+// BenchmarkSignJWT is the issuance of a JWT access token's signature:
+// KeyManager.Sign of a user's claims (JSON and the signature).
+func BenchmarkSignJWT(b *testing.B) {
+	for _, alg := range benchAlgs {
+		b.Run("alg="+alg, func(b *testing.B) {
+			env := testenv.New(b, testenv.Options{Alg: alg})
+			now := time.Now()
+			claims := oauth.AccessClaims{
+				Issuer: testenv.Issuer, Audience: oauth.Audience{testenv.Audience}, Subject: "user:42",
+				ClientID: "mobile", IssuedAt: now.Unix(), Expiry: now.Add(time.Hour).Unix(), JTI: "bench-jti",
+				Scope: "read email", Scopes: []string{"read", "email"}, GrantType: "password",
+				PreferredUsername: "alice", UserID: 42, Email: "alice@example.com", Version: "1.0.0",
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := env.Keys.Sign(claims); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }

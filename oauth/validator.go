@@ -80,6 +80,7 @@ type Validator struct {
 	audience string
 	dpop     *DPoP
 	now      func() time.Time
+	verified verifiedJWTs // the JWTs VerifyJWT accepted (verified.go)
 }
 
 // NewValidator builds the validator of presented tokens: the one instance
@@ -203,7 +204,10 @@ func (v *Validator) opaqueSignature(ctx context.Context, token, prefix string) (
 	if !ok || !canonicalOpaque(raw) || v.enigma.Validate(ctx, raw) != nil {
 		return "", false
 	}
-	return v.enigma.Signature(raw), true
+	// fosite's Signature, the part after the dot, without its
+	// strings.Split: canonicalOpaque let only "key.signature" through.
+	_, sig, _ := strings.Cut(raw, ".")
+	return sig, true
 }
 
 // canonicalOpaque reports whether both base64url parts of an opaque token
@@ -399,6 +403,9 @@ func (v *Validator) validateJWT(ctx context.Context, token string) (_ bff.Princi
 // and well-formed claims — and returns its claims. It does not look at
 // exp beyond its presence, nor at the store: Validate does.
 func (v *Validator) VerifyJWT(ctx context.Context, token string) (AccessClaims, error) {
+	if claims, ok := v.verified.get(token, v.now(), v.keys.publishes); ok {
+		return claims, nil
+	}
 	var claims AccessClaims
 	header, err := decodeJWTHeader(token)
 	if err != nil {
@@ -435,11 +442,13 @@ func (v *Validator) VerifyJWT(ctx context.Context, token string) (AccessClaims, 
 		candidates = v.keys.Published()
 	}
 	var payload []byte
+	var signedBy string
 	for _, k := range candidates {
 		if k.Algorithm != alg {
 			continue
 		}
 		if payload, err = jws.Verify(k); err == nil {
+			signedBy = k.KeyID
 			break
 		}
 		payload = nil
@@ -464,6 +473,7 @@ func (v *Validator) VerifyJWT(ctx context.Context, token string) (AccessClaims, 
 	case claims.NotBefore != 0 && time.Unix(claims.NotBefore, 0).After(v.now()):
 		return claims, fmt.Errorf("%w: not valid yet", bff.ErrInvalidToken)
 	}
+	v.verified.put(token, signedBy, claims, v.now())
 	return claims, nil
 }
 

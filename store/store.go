@@ -400,10 +400,13 @@ func (RedeemAuthorizationCode) tokenOp() {}
 const (
 	EventJTIs   = "jtis"    // the revoked JWT ids changed
 	EventKeys   = "keys"    // the signing keys changed
+	EventTokens = "tokens"  // access tokens were revoked, too many to name
 	EventAll    = "all"     // forget everything
-	eventUser   = "user:"   // + user id
-	eventClient = "client:" // + client id
+	eventUser   = "user:"   // + user id (also: the user's tokens were revoked)
+	eventClient = "client:" // + client id (also: its tokens were deleted)
 	eventJTI    = "jti:"    // + a JWT id newly revoked
+	eventAccess = "access:" // + the signature of a revoked access token
+	eventFamily = "family:" // + the id of a revoked token family
 )
 
 // UserEvent is the change event of a user.
@@ -415,16 +418,20 @@ func JTIEvent(jti string) string { return eventJTI + jti }
 // ClientEvent is the change event of a client.
 func ClientEvent(id string) string { return eventClient + id }
 
+// AccessTokenEvent is the change event of a revoked access token, named by
+// its stored signature (an HMAC, never the token).
+func AccessTokenEvent(signature string) string { return eventAccess + signature }
+
+// FamilyEvent is the change event of a revoked token family.
+func FamilyEvent(id string) string { return eventFamily + id }
+
 // ParseEvent splits an event into its kind ("user", "client", "jti",
-// "jtis", "keys", "all") and subject.
+// "access", "family", "jtis", "tokens", "keys", "all") and subject.
 func ParseEvent(ev string) (kind, subject string) {
-	switch {
-	case strings.HasPrefix(ev, eventUser):
-		return "user", ev[len(eventUser):]
-	case strings.HasPrefix(ev, eventClient):
-		return "client", ev[len(eventClient):]
-	case strings.HasPrefix(ev, eventJTI):
-		return "jti", ev[len(eventJTI):]
+	for _, p := range [...]string{eventUser, eventClient, eventJTI, eventAccess, eventFamily} {
+		if strings.HasPrefix(ev, p) {
+			return p[:len(p)-1], ev[len(p):]
+		}
 	}
 	return ev, ""
 }

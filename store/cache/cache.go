@@ -1,6 +1,7 @@
 // Package cache keeps what every presented token needs — the account, the
-// client, the revoked JWT ids — in memory in front of a store, so that the
-// account check on each JWT costs a map lookup instead of a query.
+// client, the revoked JWT ids, the record of an opaque access token — in
+// memory in front of a store, so that the account check on each JWT and
+// the lookup of each opaque token cost a map lookup instead of a query.
 //
 // It is only as good as its invalidation: every change made through it is
 // forgotten at once, and changes made by other instances arrive as events
@@ -42,6 +43,7 @@ type Store struct {
 	clients    map[string]entry[bff.Client]
 	jtis       map[string]time.Time // nil: not loaded
 	jtisMu     sync.Mutex           // one reload of the revoked set at a time
+	tokens     tokenRecords         // access tokens by signature (tokens.go)
 }
 
 // The compiler checks that the wrapper is a whole store: a method added to
@@ -52,8 +54,9 @@ var _ store.Store = (*Store)(nil)
 
 // passThrough lists, one by one, the methods of store.Store that the cache
 // forwards untouched: none of them reads or writes a user's account, a
-// client or the revoked JWT ids. Not store.Store's sub-interfaces, so that
-// a write added to one of them is not forwarded silently.
+// client, the revoked JWT ids or an access token's record. Not
+// store.Store's sub-interfaces, so that a write added to one of them is not
+// forwarded silently.
 type passThrough interface {
 	CreateClient(ctx context.Context, c bff.Client) error
 	ListClients(ctx context.Context) ([]bff.Client, error)
@@ -66,11 +69,9 @@ type passThrough interface {
 	InitSigningKeys(ctx context.Context, current, next bff.SigningKey) error
 	RotateSigningKeys(ctx context.Context, newNext bff.SigningKey, at time.Time) error
 
-	GetAccessToken(ctx context.Context, signature string) (bff.AccessToken, error)
 	GetAccessTokenByJTI(ctx context.Context, jti string) (bff.AccessToken, error)
 	GetRefreshToken(ctx context.Context, signature string) (bff.RefreshToken, error)
 	RevokedJTIs(ctx context.Context, now time.Time) (map[string]time.Time, error)
-	PruneTokens(ctx context.Context, before time.Time) (int64, error)
 
 	CreateAuthorizationCode(ctx context.Context, c bff.AuthorizationCode) error
 	GetAuthorizationCode(ctx context.Context, signature string) (bff.AuthorizationCode, error)
@@ -121,7 +122,7 @@ type entry[T any] struct {
 // cache starts bypassed until SetLive(true).
 func New(inner store.Store, maxAge time.Duration) *Store {
 	return &Store{passThrough: inner, inner: inner, maxAge: maxAge, now: time.Now,
-		users: map[int64]entry[bff.User]{}, clients: map[string]entry[bff.Client]{}}
+		users: map[int64]entry[bff.User]{}, clients: map[string]entry[bff.Client]{}, tokens: newTokenRecords()}
 }
 
 // SetLive reports the state of the event feed. Either way the cache is
@@ -146,6 +147,7 @@ func (s *Store) clearLocked() {
 	s.users = map[int64]entry[bff.User]{}
 	s.clients = map[string]entry[bff.Client]{}
 	s.jtis = nil
+	s.tokens = newTokenRecords()
 }
 
 // Invalidate forgets what a change event names (see store.UserEvent…).
@@ -162,8 +164,19 @@ func (s *Store) Invalidate(ev string) {
 			return
 		}
 		delete(s.users, id)
+		// Disabling and a new password revoke the user's tokens.
+		s.tokens.forgetWhere(func(t *bff.AccessToken) bool { return t.UserID == id })
 	case "client":
 		delete(s.clients, subject)
+		// Deleting a client deletes its tokens (an update only costs the
+		// cached records of its tokens a read).
+		s.tokens.forgetWhere(func(t *bff.AccessToken) bool { return t.ClientID == subject })
+	case "access":
+		s.tokens.forget(subject)
+	case "family":
+		s.tokens.forgetFamily(subject)
+	case store.EventTokens:
+		s.tokens = newTokenRecords()
 	case "jti":
 		// One more revoked id: add it to the loaded set (a copy — readers
 		// hold the old map without the lock) rather than reload it all.
@@ -322,7 +335,11 @@ func (s *Store) ApplyTokenOps(ctx context.Context, ops []store.TokenOp) error {
 		switch op := op.(type) {
 		case store.RevokeJTI:
 			s.Invalidate(store.JTIEvent(op.JTI))
-		case store.RevokeAccessToken, store.RevokeFamily:
+		case store.RevokeAccessToken:
+			s.Invalidate(store.AccessTokenEvent(op.Signature))
+			s.Invalidate(store.EventJTIs)
+		case store.RevokeFamily:
+			s.Invalidate(store.FamilyEvent(op.FamilyID))
 			s.Invalidate(store.EventJTIs)
 		}
 	}

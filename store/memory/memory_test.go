@@ -69,3 +69,11 @@ func TestTokenCap(t *testing.T) {
 		}
 	}
 }
+
+// One in-memory store is one instance; "two" on it see each other at once.
+func TestConformanceInstances(t *testing.T) {
+	storetest.RunInstances(t, func(*testing.T) (store.Store, store.Store) {
+		s := memory.New()
+		return s, s
+	})
+}

@@ -125,14 +125,19 @@ func dbErr(op string, err error) error {
 // Channel is the NOTIFY channel of change events (see store.EventJTIs…).
 const Channel = "bff_changes"
 
-// notifyTx queues change events, sent by PostgreSQL when tx commits.
+// notifyTx queues change events, sent by PostgreSQL when tx commits: one
+// round trip however many there are.
 func notifyTx(ctx context.Context, tx pgx.Tx, events ...string) error {
-	for _, ev := range events {
-		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, Channel, ev); err != nil {
-			return err
-		}
+	switch len(events) {
+	case 0:
+		return nil
+	case 1:
+		_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, Channel, events[0])
+		return err
 	}
-	return nil
+	_, err := tx.Exec(ctx, `SELECT pg_notify($1, ev) FROM unnest($2::text[]) WITH ORDINALITY AS e(ev, n) ORDER BY n`,
+		Channel, events)
+	return err
 }
 
 // storable reports whether PostgreSQL can hold s as text: valid UTF-8

@@ -33,22 +33,32 @@ type opBatch struct {
 	checked     map[string]bool // families whose token creation was allowed
 	revokedJTIs []string        // JWT ids newly denied
 	manyJTIs    bool            // too many to name: caches reload the set
+	// tokenEvents name the access tokens and families revoked, so that
+	// caches of token records forget them (store.AccessTokenEvent…).
+	tokenEvents []string
 }
 
 // maxJTIEvents bounds the events one transaction sends for revoked JWT ids;
 // beyond it, one "reload everything" event.
 const maxJTIEvents = 20
 
-// notify tells the other instances what this transaction revoked — only
-// what actually changed, so that revoking a revoked token costs no
-// instance a reload.
+// notify tells the other instances what this transaction revoked: the JWT
+// ids only when they actually changed, so that revoking a revoked token
+// costs no instance a reload of its set; each access token and family
+// revoked, which costs an instance no more than forgetting a record.
 func (b *opBatch) notify(ctx context.Context, tx pgx.Tx) error {
+	var events []string
 	if b.manyJTIs || len(b.revokedJTIs) > maxJTIEvents {
-		return notifyTx(ctx, tx, store.EventJTIs)
+		events = append(events, store.EventJTIs)
+	} else {
+		for _, jti := range b.revokedJTIs {
+			events = append(events, store.JTIEvent(jti))
+		}
 	}
-	events := make([]string, len(b.revokedJTIs))
-	for i, jti := range b.revokedJTIs {
-		events[i] = store.JTIEvent(jti)
+	if len(b.tokenEvents) > maxJTIEvents {
+		events = append(events, store.EventTokens)
+	} else {
+		events = append(events, b.tokenEvents...)
 	}
 	return notifyTx(ctx, tx, events...)
 }
@@ -157,6 +167,7 @@ func (b *opBatch) apply(ctx context.Context, tx pgx.Tx, op store.TokenOp) error 
 			`UPDATE access_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE signature = $1`, op.Signature, op.At); err != nil {
 			return err
 		}
+		b.tokenEvents = append(b.tokenEvents, store.AccessTokenEvent(op.Signature))
 		return b.denyJTIs(ctx, tx, "revoke access token jti", `INSERT INTO revoked_jtis (jti, expires_at)
 			SELECT jti, expires_at FROM access_tokens WHERE signature = $1 AND jti IS NOT NULL
 			ON CONFLICT (jti) DO NOTHING RETURNING jti`, op.Signature)
@@ -170,6 +181,7 @@ func (b *opBatch) apply(ctx context.Context, tx pgx.Tx, op store.TokenOp) error 
 			op.FamilyID, op.At); err != nil {
 			return dbErr("revoke family", err)
 		}
+		b.tokenEvents = append(b.tokenEvents, store.FamilyEvent(op.FamilyID))
 		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE family_id = $1`, op.FamilyID); err != nil {
 			return dbErr("end family sessions", err)
 		}
