@@ -22,7 +22,8 @@ var _ store.Store = (*Store)(nil)
 
 // Store is a PostgreSQL store.Store.
 type Store struct {
-	pool *boundedPool
+	pool   *boundedPool
+	writer *groupWriter
 }
 
 // Options tune Open.
@@ -67,6 +68,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
+	// As many committers as connections: under load every connection can
+	// be committing a group while the next ones gather.
+	s.writer = newGroupWriter(s, int(cfg.MaxConns))
 	return s, nil
 }
 
@@ -78,8 +82,11 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the pool.
-func (s *Store) Close() { s.pool.Close() }
+// Close stops the token committers and closes the pool.
+func (s *Store) Close() {
+	s.writer.close()
+	s.pool.Close()
+}
 
 // inTx runs fn in a transaction, committing when it returns nil.
 func (s *Store) inTx(ctx context.Context, op string, fn func(pgx.Tx) error) error {

@@ -12,26 +12,38 @@ import (
 	"github.com/openedx/mobile-auth-bff/store"
 )
 
-// ApplyTokenOps applies every op in one transaction, sent to PostgreSQL as
-// one pipelined batch: BEGIN, every statement of every op (the write
-// guards' locking reads included), then COMMIT once the answers are read
-// and judged. That is two round trips for a token write instead of one per
-// statement (seven for a client-credentials token); the statements, their
-// order and so the locks are those of running them one by one. A guard
-// that refuses (a revoked family, another incarnation of the client…) is
-// only seen after the statements behind it ran; they are rolled back with
-// the rest, so the caller sees exactly what a statement-by-statement
-// transaction would have answered.
+// ApplyTokenOps applies every op in one transaction. Concurrent calls are
+// committed together (groupcommit.go): it returns once the transaction
+// holding its ops has committed, or with the error that applying them alone
+// gives.
 func (s *Store) ApplyTokenOps(ctx context.Context, ops []store.TokenOp) error {
 	if len(ops) == 0 {
 		return nil
 	}
-	b := &opBatch{checked: map[string]bool{}}
+	return s.writer.apply(ctx, ops)
+}
+
+// applyTokenOps applies the ops of several writes in one transaction, sent
+// to PostgreSQL as one pipelined batch: BEGIN, every statement of every op
+// (the write guards' locking reads included), then COMMIT once the answers
+// are read and judged. That is two round trips for any number of token
+// writes instead of one per statement (seven for a client-credentials
+// token); the statements, their order and so the locks are those of
+// running them one by one, each write with guards of its own. A guard that
+// refuses (a revoked family, another incarnation of the client…) is only
+// seen after the statements behind it ran; they are rolled back with the
+// rest, so one write alone gets exactly what a statement-by-statement
+// transaction would have answered.
+func (s *Store) applyTokenOps(ctx context.Context, writes ...[]store.TokenOp) error {
 	batch := &pgx.Batch{}
 	batch.BeginTx(pgx.TxOptions{})
-	for _, op := range ops {
-		if err := b.queue(batch, op); err != nil {
-			return err
+	ob := make([]*opBatch, len(writes))
+	for i, ops := range writes {
+		ob[i] = &opBatch{checked: map[string]bool{}}
+		for _, op := range ops {
+			if err := ob[i].queue(batch, op); err != nil {
+				return err
+			}
 		}
 	}
 	ctx, cancel := s.pool.bound(ctx)
@@ -42,7 +54,7 @@ func (s *Store) ApplyTokenOps(ctx context.Context, ops []store.TokenOp) error {
 	if err := br.Close(); err != nil {
 		return dbErr("apply token ops", err)
 	}
-	if err := b.notify(ctx, tx); err != nil {
+	if err := notify(ctx, tx, ob); err != nil {
 		return dbErr("apply token ops", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -64,15 +76,22 @@ type opBatch struct {
 // beyond it, one "reload everything" event.
 const maxJTIEvents = 20
 
-// notify tells the other instances what this transaction revoked — only
+// notify tells the other instances what a transaction revoked — only
 // what actually changed, so that revoking a revoked token costs no
 // instance a reload.
-func (b *opBatch) notify(ctx context.Context, tx pgx.Tx) error {
-	if b.manyJTIs || len(b.revokedJTIs) > maxJTIEvents {
+func notify(ctx context.Context, tx pgx.Tx, batches []*opBatch) error {
+	var jtis []string
+	for _, b := range batches {
+		if b.manyJTIs {
+			return notifyTx(ctx, tx, store.EventJTIs)
+		}
+		jtis = append(jtis, b.revokedJTIs...)
+	}
+	if len(jtis) > maxJTIEvents {
 		return notifyTx(ctx, tx, store.EventJTIs)
 	}
-	events := make([]string, len(b.revokedJTIs))
-	for i, jti := range b.revokedJTIs {
+	events := make([]string, len(jtis))
+	for i, jti := range jtis {
 		events[i] = store.JTIEvent(jti)
 	}
 	return notifyTx(ctx, tx, events...)

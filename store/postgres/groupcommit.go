@@ -1,0 +1,115 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	bff "github.com/openedx/mobile-auth-bff"
+	"github.com/openedx/mobile-auth-bff/store"
+)
+
+// maxGroup bounds how many token writes one transaction commits together.
+const maxGroup = 64
+
+// groupWriter commits concurrent token writes together. Each of its
+// committers takes the writes waiting when it is free (one alone when the
+// service is quiet, so nothing waits for company) and applies them in one
+// transaction: one BEGIN, one COMMIT and one WAL flush for the lot,
+// instead of one each. A write's caller is answered after that commit, so
+// an answer of success means the write is durable, as with a transaction
+// of its own. When the group fails, for whatever reason (one write's guard
+// refused, a deadlock, a lost connection), every write of it is applied
+// again alone, in order, and its caller gets that answer: an innocent
+// write never fails for another's, and none is answered before a commit
+// holding it succeeded.
+type groupWriter struct {
+	store   *Store
+	writes  chan *tokenWrite // unbuffered: a write is only taken by a committer
+	stop    chan struct{}
+	stopped sync.WaitGroup
+}
+
+// tokenWrite is one ApplyTokenOps call waiting for its commit.
+type tokenWrite struct {
+	ops  []store.TokenOp
+	done chan error // buffered: the committer never waits for the caller
+}
+
+func newGroupWriter(s *Store, committers int) *groupWriter {
+	w := &groupWriter{store: s, writes: make(chan *tokenWrite), stop: make(chan struct{})}
+	for range max(committers, 1) {
+		w.stopped.Go(w.run)
+	}
+	return w
+}
+
+// close stops the committers; writes not yet taken fail.
+func (w *groupWriter) close() {
+	close(w.stop)
+	w.stopped.Wait()
+}
+
+// apply hands ops to a committer and waits for its answer. A caller that
+// gives up (its context ends) is answered with that; its write may still
+// commit, as a write whose commit acknowledgement was lost would.
+func (w *groupWriter) apply(ctx context.Context, ops []store.TokenOp) error {
+	tw := &tokenWrite{ops: ops, done: make(chan error, 1)}
+	select {
+	case w.writes <- tw:
+	case <-w.stop:
+		return fmt.Errorf("apply token ops: the store is closed: %w", bff.ErrUnavailable)
+	case <-ctx.Done():
+		return dbErr("apply token ops", ctx.Err())
+	}
+	select {
+	case err := <-tw.done:
+		return err
+	case <-ctx.Done():
+		return dbErr("apply token ops", ctx.Err())
+	}
+}
+
+func (w *groupWriter) run() {
+	for {
+		var group []*tokenWrite
+		select {
+		case tw := <-w.writes:
+			group = append(group, tw)
+		case <-w.stop:
+			return
+		}
+	more:
+		for len(group) < maxGroup {
+			select {
+			case tw := <-w.writes:
+				group = append(group, tw)
+			default:
+				break more
+			}
+		}
+		w.commit(group)
+	}
+}
+
+// commit applies a group in one transaction, or, when that fails, each of
+// its writes alone. The transactions are bounded by the store's timeout,
+// not by a caller's context: a group is not any one caller's.
+func (w *groupWriter) commit(group []*tokenWrite) {
+	ctx := context.Background()
+	if len(group) > 1 {
+		writes := make([][]store.TokenOp, len(group))
+		for i, tw := range group {
+			writes[i] = tw.ops
+		}
+		if err := w.store.applyTokenOps(ctx, writes...); err == nil {
+			for _, tw := range group {
+				tw.done <- nil
+			}
+			return
+		}
+	}
+	for _, tw := range group {
+		tw.done <- w.store.applyTokenOps(ctx, tw.ops)
+	}
+}
