@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -30,13 +31,24 @@ type Store struct {
 type Options struct {
 	// Migrate runs the migrations up before the store is used.
 	Migrate bool
-	// MaxConns caps the pool; zero keeps pgx's default.
+	// MaxConns caps the pool, and is the number of token committers; zero
+	// keeps pgx's default (or the URL's pool_max_conns).
 	MaxConns int32
 	// Timeout bounds each statement and each transaction (waiting for a
 	// connection included); zero means DefaultTimeout. Migrations are not
 	// bounded.
 	Timeout time.Duration
 }
+
+// DefaultMaxConns is the pool size the service uses unless told otherwise:
+// two connections per core the Go runtime may use (GOMAXPROCS, which
+// follows a container's CPU limit), at least 4. A request waits on
+// PostgreSQL's answer more than it computes, so one connection per core
+// leaves cores idle; more than a few per core gains nothing, since token
+// writes are committed in groups and a larger pool only makes the groups
+// smaller. Measured on 2 cores (cc -> opaque, 50 connections, group
+// commit): 4 connections 4745 req/s, 8: 4822 (refresh: 2455 and 1796).
+func DefaultMaxConns() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
 
 // Open connects to the database at url and, if asked, migrates it.
 func Open(ctx context.Context, url string, opts Options) (*Store, error) {
