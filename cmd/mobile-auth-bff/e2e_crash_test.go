@@ -107,7 +107,7 @@ func TestE2ECrashKeepsAnsweredWrites(t *testing.T) {
 	s.createMobileClient("app", map[string]any{"token_type": "bearer"})
 	c := s.mustAdmin("POST", "/admin/clients", map[string]any{"client_id": "rs", "grant_types": []string{"client_credentials"},
 		"scopes": []string{"read"}, "token_type": "bearer"}, http.StatusCreated)
-	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("rs:" + c["client_secret"].(string)))
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("rs:"+c["client_secret"].(string)))
 	s.createUser("carl")
 
 	login := func() call {
