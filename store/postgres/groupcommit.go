@@ -19,10 +19,11 @@ const maxGroup = 64
 // instead of one each. A write's caller is answered after that commit, so
 // an answer of success means the write is durable, as with a transaction
 // of its own. When the group fails, for whatever reason (one write's guard
-// refused, a deadlock, a lost connection), every write of it is applied
-// again alone, in order, and its caller gets that answer: an innocent
-// write never fails for another's, and none is answered before a commit
-// holding it succeeded.
+// refused, a unique violation, a deadlock) before its COMMIT, every write
+// of it is applied again alone, in order, and its caller gets that answer:
+// an innocent write never fails for another's, and none is answered before
+// a commit holding it succeeded. A failed COMMIT fails the whole group
+// with 503 (commit's comment says why).
 type groupWriter struct {
 	store   *Store
 	writes  chan *tokenWrite // unbuffered: a write is only taken by a committer
@@ -92,9 +93,12 @@ func (w *groupWriter) run() {
 	}
 }
 
-// commit applies a group in one transaction, or, when that fails, each of
-// its writes alone. The transactions are bounded by the store's timeout,
-// not by a caller's context: a group is not any one caller's.
+// commit applies a group in one transaction, or, when that fails before
+// its COMMIT (nothing of it took effect), each of its writes alone. When
+// the COMMIT itself fails, whether the group took effect is unknown: every
+// write of it gets that error (503), as each would have alone. The
+// transactions are bounded by the store's timeout, not by a caller's
+// context: a group is not any one caller's.
 func (w *groupWriter) commit(group []*tokenWrite) {
 	ctx := context.Background()
 	if len(group) > 1 {
@@ -102,14 +106,16 @@ func (w *groupWriter) commit(group []*tokenWrite) {
 		for i, tw := range group {
 			writes[i] = tw.ops
 		}
-		if err := w.store.applyTokenOps(ctx, writes...); err == nil {
+		atCommit, err := w.store.applyTokenOps(ctx, writes...)
+		if err == nil || atCommit {
 			for _, tw := range group {
-				tw.done <- nil
+				tw.done <- err
 			}
 			return
 		}
 	}
 	for _, tw := range group {
-		tw.done <- w.store.applyTokenOps(ctx, tw.ops)
+		_, err := w.store.applyTokenOps(ctx, tw.ops)
+		tw.done <- err
 	}
 }

@@ -33,8 +33,9 @@ func (s *Store) ApplyTokenOps(ctx context.Context, ops []store.TokenOp) error {
 // refuses (a revoked family, another incarnation of the client…) is only
 // seen after the statements behind it ran; they are rolled back with the
 // rest, so one write alone gets exactly what a statement-by-statement
-// transaction would have answered.
-func (s *Store) applyTokenOps(ctx context.Context, writes ...[]store.TokenOp) error {
+// transaction would have answered. atCommit says the error is the
+// COMMIT's: whether the transaction took effect is then unknown.
+func (s *Store) applyTokenOps(ctx context.Context, writes ...[]store.TokenOp) (atCommit bool, err error) {
 	batch := &pgx.Batch{}
 	batch.BeginTx(pgx.TxOptions{})
 	ob := make([]*opBatch, len(writes))
@@ -42,7 +43,7 @@ func (s *Store) applyTokenOps(ctx context.Context, writes ...[]store.TokenOp) er
 		ob[i] = &opBatch{checked: map[string]bool{}}
 		for _, op := range ops {
 			if err := ob[i].queue(batch, op); err != nil {
-				return err
+				return false, err
 			}
 		}
 	}
@@ -52,15 +53,15 @@ func (s *Store) applyTokenOps(ctx context.Context, writes ...[]store.TokenOp) er
 	tx := br.Tx()
 	defer func() { _ = tx.Rollback(ctx) }() // after Commit, a no-op
 	if err := br.Close(); err != nil {
-		return dbErr("apply token ops", err)
+		return false, dbErr("apply token ops", err)
 	}
 	if err := notify(ctx, tx, ob); err != nil {
-		return dbErr("apply token ops", err)
+		return false, dbErr("apply token ops", err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return dbErr("apply token ops", err)
+		return true, dbErr("apply token ops", err)
 	}
-	return nil
+	return false, nil
 }
 
 // opBatch is the state of one ApplyTokenOps transaction. The callbacks of
