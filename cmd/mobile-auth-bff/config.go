@@ -29,8 +29,8 @@ type config struct {
 	AdminToken      string
 	DatabaseURL     string
 	DatabaseTimeout time.Duration
-	// DatabaseMaxConns caps the PostgreSQL pool (and is its number of
-	// token committers).
+	// DatabaseMaxConns caps the PostgreSQL pool (half of it commits token
+	// writes).
 	DatabaseMaxConns int
 	// MemoryMaxTokens caps the in-memory store's tokens; 0 = no cap.
 	MemoryMaxTokens int

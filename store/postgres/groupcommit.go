@@ -12,18 +12,18 @@ import (
 // maxGroup bounds how many token writes one transaction commits together.
 const maxGroup = 64
 
-// groupWriter commits concurrent token writes together. Each of its
-// committers takes the writes waiting when it is free (one alone when the
-// service is quiet, so nothing waits for company) and applies them in one
-// transaction: one BEGIN, one COMMIT and one WAL flush for the lot,
-// instead of one each. A write's caller is answered after that commit, so
-// an answer of success means the write is durable, as with a transaction
-// of its own. When the group fails, for whatever reason (one write's guard
-// refused, a unique violation, a deadlock) before its COMMIT, every write
-// of it is applied again alone, in order, and its caller gets that answer:
-// an innocent write never fails for another's, and none is answered before
-// a commit holding it succeeded. A failed COMMIT fails the whole group
-// with 503 (commit's comment says why).
+// groupWriter commits concurrent token writes together (ADR 29). Each of
+// its committers (one per two pool connections) takes the writes waiting
+// when it is free (one alone when the service is quiet, so nothing waits
+// for company) and applies them in one transaction: one BEGIN, one COMMIT
+// and one WAL flush for the lot, instead of one each. A write's caller is
+// answered after that commit, so an answer of success means the write is
+// durable, as with a transaction of its own. When the group fails before
+// its COMMIT (one write's guard refused, a unique violation, a deadlock),
+// every write of it is applied again alone, in order, and its caller gets
+// that answer: an innocent write never fails for another's, and none is
+// answered before a commit holding it succeeded. A failed COMMIT fails the
+// whole group with 503 (commit's comment says why).
 type groupWriter struct {
 	store   *Store
 	writes  chan *tokenWrite // unbuffered: a write is only taken by a committer

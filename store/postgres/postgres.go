@@ -31,7 +31,7 @@ type Store struct {
 type Options struct {
 	// Migrate runs the migrations up before the store is used.
 	Migrate bool
-	// MaxConns caps the pool, and is the number of token committers; zero
+	// MaxConns caps the pool (half of it commits token writes); zero
 	// keeps pgx's default (or the URL's pool_max_conns).
 	MaxConns int32
 	// Timeout bounds each statement and each transaction (waiting for a
@@ -80,9 +80,12 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
-	// As many committers as connections: under load every connection can
-	// be committing a group while the next ones gather.
-	s.writer = newGroupWriter(s, int(cfg.MaxConns))
+	// Committers for half the connections: the other half serve the reads
+	// a request makes before its write (a refresh token's lookup, say),
+	// and fewer committers make larger groups. Measured on 2 cores, pool 4
+	// (refresh -> opaque, 50 connections, interleaved): 4 committers 952
+	// and 1101 req/s, 2 committers 1241 and 1347.
+	s.writer = newGroupWriter(s, max(1, int(cfg.MaxConns)/2))
 	return s, nil
 }
 
