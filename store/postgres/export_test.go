@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"errors"
 
 	"github.com/golang-migrate/migrate/v4"
@@ -33,7 +34,7 @@ func (s *Store) MigrateTo(v uint) error {
 func (s *Store) CommitGroup(writes ...[]store.TokenOp) []error {
 	group := make([]*tokenWrite, len(writes))
 	for i, ops := range writes {
-		group[i] = &tokenWrite{ops: ops, done: make(chan error, 1)}
+		group[i] = &tokenWrite{ctx: context.Background(), ops: ops, done: make(chan error, 1)}
 	}
 	s.writer.commit(group)
 	errs := make([]error, len(group))

@@ -33,6 +33,10 @@ type groupWriter struct {
 
 // tokenWrite is one ApplyTokenOps call waiting for its commit.
 type tokenWrite struct {
+	// ctx is the caller's, bounded by the store's timeout: a write applied
+	// alone is applied within it, so that nothing is retried for a caller
+	// that is gone.
+	ctx  context.Context
 	ops  []store.TokenOp
 	done chan error // buffered: the committer never waits for the caller
 }
@@ -51,11 +55,16 @@ func (w *groupWriter) close() {
 	w.stopped.Wait()
 }
 
-// apply hands ops to a committer and waits for its answer. A caller that
-// gives up (its context ends) is answered with that; its write may still
-// commit, as a write whose commit acknowledgement was lost would.
+// apply hands ops to a committer and waits for its answer, at most the
+// store's timeout (BFF_DATABASE_TIMEOUT), as long as a transaction of its
+// own could have taken: with the database stuck, a write queued behind
+// stuck groups answers 503 in time too. A caller that gives up (its
+// context ends, or that timeout) is answered with that; its write may
+// still commit, as a write whose commit acknowledgement was lost would.
 func (w *groupWriter) apply(ctx context.Context, ops []store.TokenOp) error {
-	tw := &tokenWrite{ops: ops, done: make(chan error, 1)}
+	ctx, cancel := w.store.pool.bound(ctx)
+	defer cancel()
+	tw := &tokenWrite{ctx: ctx, ops: ops, done: make(chan error, 1)}
 	select {
 	case w.writes <- tw:
 	case <-w.stop:
@@ -96,17 +105,19 @@ func (w *groupWriter) run() {
 // commit applies a group in one transaction, or, when that fails before
 // its COMMIT (nothing of it took effect), each of its writes alone. When
 // the COMMIT itself fails, whether the group took effect is unknown: every
-// write of it gets that error (503), as each would have alone. The
-// transactions are bounded by the store's timeout, not by a caller's
-// context: a group is not any one caller's.
+// write of it gets that error (503), as each would have alone. A group is
+// bounded by the store's timeout, not by a caller's context: it is not any
+// one caller's. A write applied alone is bounded by its caller's: when a
+// group failed because the database is stuck, its callers have given up
+// by then, and their writes fail at once instead of each waiting out the
+// timeout again.
 func (w *groupWriter) commit(group []*tokenWrite) {
-	ctx := context.Background()
 	if len(group) > 1 {
 		writes := make([][]store.TokenOp, len(group))
 		for i, tw := range group {
 			writes[i] = tw.ops
 		}
-		atCommit, err := w.store.applyTokenOps(ctx, writes...)
+		atCommit, err := w.store.applyTokenOps(context.Background(), writes...)
 		if err == nil || atCommit {
 			for _, tw := range group {
 				tw.done <- err
@@ -115,7 +126,7 @@ func (w *groupWriter) commit(group []*tokenWrite) {
 		}
 	}
 	for _, tw := range group {
-		_, err := w.store.applyTokenOps(ctx, tw.ops)
+		_, err := w.store.applyTokenOps(tw.ctx, tw.ops)
 		tw.done <- err
 	}
 }

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	bff "github.com/openedx/mobile-auth-bff"
+	"github.com/openedx/mobile-auth-bff/internal/testdb"
 	"github.com/openedx/mobile-auth-bff/store"
+	"github.com/openedx/mobile-auth-bff/store/postgres"
 )
 
 // TestGroupCommitIsolatesRefusedWrites: writes committed together, one of
@@ -109,5 +111,68 @@ func TestConcurrentTokenWrites(t *testing.T) {
 		if err != nil || gerr != nil {
 			t.Errorf("%s: %v, then %v; want it stored", sig, err, gerr)
 		}
+	}
+}
+
+// TestStuckGroupRetriesNoStaleWrites: while the database keeps a group
+// waiting (a lock here) past the store's timeout, every caller answers
+// ErrUnavailable, and the writes of those callers are not retried
+// afterwards, once the database moves again: the writer does not spend
+// the timeout again on each write of a caller that is gone, nor commit
+// it behind its caller's 503.
+func TestStuckGroupRetriesNoStaleWrites(t *testing.T) {
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, testdb.URL(t), postgres.Options{Migrate: true, MaxConns: 2, Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	c := bff.Client{ID: "backend", SecretHash: []byte{1, 2, 3}, GrantTypes: []string{bff.GrantClientCredentials},
+		TokenType: bff.FormatBearer, CreatedAt: time.Now(), UpdatedAt: time.Now(), Incarnation: "one"}
+	if err := s.CreateClient(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	token := func(sig string) []store.TokenOp {
+		return []store.TokenOp{store.CreateAccessToken{ClientIncarnation: "one", Token: bff.AccessToken{
+			Signature: sig, FamilyID: "f" + sig, Format: bff.FormatBearer, ClientID: "backend",
+			GrantType: bff.GrantClientCredentials, IssuedAt: now, ExpiresAt: now.Add(time.Hour), Request: []byte(`{}`)}}}
+	}
+	// The client's row locked: every token write of it waits.
+	lock, err := s.Pool().Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.Exec(ctx, `SELECT 1 FROM clients WHERE id = 'backend' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	const n = 10
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { errs[i] = s.ApplyTokenOps(ctx, token(fmt.Sprintf("stuck%d", i))) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if !errors.Is(err, bff.ErrUnavailable) {
+			t.Errorf("write %d while stuck: %v, want ErrUnavailable", i, err)
+		}
+	}
+	// Long enough for the stuck group to fail and the writer to retry
+	// what it would retry, while the lock still holds.
+	time.Sleep(time.Second)
+	if err := lock.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ApplyTokenOps(ctx, token("after")); err != nil {
+		t.Fatalf("a write once the database moves: %v", err)
+	}
+	time.Sleep(500 * time.Millisecond) // any stale retry would have run by now
+	var stale int
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM access_tokens WHERE signature LIKE 'stuck%'`).Scan(&stale); err != nil {
+		t.Fatal(err)
+	}
+	if stale != 0 {
+		t.Errorf("%d writes answered ErrUnavailable were applied afterwards", stale)
 	}
 }
