@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/openedx/mobile-auth-bff/store/postgres"
 )
 
 // The suite: `loadgen suite` builds the service, starts it once per
@@ -310,7 +312,7 @@ func runSuite(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if dbURL != "" {
 		rep.Bounds.PG = true
-		rep.Bounds.PoolConns = max(4, runtime.NumCPU()) // pgxpool's default MaxConns, which the service keeps
+		rep.Bounds.PoolConns = postgres.DefaultMaxConns() // the service's pool (BFF_DATABASE_MAX_CONNS unset)
 		if rep.Bounds.Commit1, rep.Bounds.Commit1Latency, err = commitRate(ctx, dbURL, 1, cfg.boundTime); err != nil {
 			return fmt.Errorf("commit rate: %w", err)
 		}

@@ -29,7 +29,7 @@ func migrateCommand(ctx context.Context, args []string, getenv func(string) stri
 	if cfg.DatabaseURL == "" {
 		return errNeedsDatabase
 	}
-	pg, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{Timeout: cfg.DatabaseTimeout})
+	pg, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{Timeout: cfg.DatabaseTimeout, MaxConns: int32(cfg.DatabaseMaxConns)})
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,9 @@ type config struct {
 	AdminToken      string
 	DatabaseURL     string
 	DatabaseTimeout time.Duration
+	// DatabaseMaxConns caps the PostgreSQL pool (half of it commits token
+	// writes).
+	DatabaseMaxConns int
 	// MemoryMaxTokens caps the in-memory store's tokens; 0 = no cap.
 	MemoryMaxTokens int
 	Secret          []byte
@@ -100,6 +103,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		AdminToken:               r.str("BFF_ADMIN_TOKEN", ""),
 		DatabaseURL:              r.str("BFF_DATABASE_URL", ""),
 		DatabaseTimeout:          r.duration("BFF_DATABASE_TIMEOUT", postgres.DefaultTimeout),
+		DatabaseMaxConns:         r.integer("BFF_DATABASE_MAX_CONNS", postgres.DefaultMaxConns(), 1, 10_000),
 		MemoryMaxTokens:          r.integer("BFF_MEMORY_MAX_TOKENS", memory.DefaultMaxTokens, 0, 100_000_000),
 		Audience:                 r.str("BFF_JWT_AUDIENCE", "mobile-auth-bff"),
 		JWTAlg:                   r.str("BFF_JWT_ALG", "RS256"),

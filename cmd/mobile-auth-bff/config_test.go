@@ -16,6 +16,7 @@ import (
 
 	"github.com/openedx/mobile-auth-bff/broker"
 	"github.com/openedx/mobile-auth-bff/oauth"
+	"github.com/openedx/mobile-auth-bff/store/postgres"
 )
 
 // env is a fake environment for loadConfig.
@@ -40,6 +41,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		AdminAddr:                "127.0.0.1:8081",
 		Issuer:                   "http://127.0.0.1:8080",
 		DatabaseTimeout:          5 * time.Second,
+		DatabaseMaxConns:         postgres.DefaultMaxConns(),
 		MemoryMaxTokens:          100_000,
 		Audience:                 "mobile-auth-bff",
 		JWTAlg:                   "RS256",
@@ -233,6 +235,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"TTL negative", []string{"BFF_ACCESS_TOKEN_TTL", "-5m"}, "BFF_ACCESS_TOKEN_TTL"},
 		{"bad session TTL", []string{"BFF_SESSION_TTL", "two weeks"}, "BFF_SESSION_TTL"},
 		{"bad database timeout", []string{"BFF_DATABASE_TIMEOUT", "0s"}, "BFF_DATABASE_TIMEOUT"},
+		{"no database connections", []string{"BFF_DATABASE_MAX_CONNS", "0"}, "BFF_DATABASE_MAX_CONNS"},
+		{"database connections not a number", []string{"BFF_DATABASE_MAX_CONNS", "many"}, "BFF_DATABASE_MAX_CONNS"},
 		{"negative token cap", []string{"BFF_MEMORY_MAX_TOKENS", "-1"}, "BFF_MEMORY_MAX_TOKENS"},
 		{"token cap not a number", []string{"BFF_MEMORY_MAX_TOKENS", "lots"}, "BFF_MEMORY_MAX_TOKENS"},
 		{"bad ecommerce timeout", []string{"BFF_ECOMMERCE_TIMEOUT", "10"}, "BFF_ECOMMERCE_TIMEOUT"},

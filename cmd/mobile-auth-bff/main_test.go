@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"testing"
 
@@ -15,5 +17,13 @@ import (
 // sockets, PostgreSQL and clocks.
 func TestMain(m *testing.M) {
 	oauth.UseCheapPasswordHashingInTests()
+	if os.Getenv(serveChildEnv) == "1" {
+		// A copy of this binary that is the service (e2e_crash_test.go).
+		if err := run(context.Background(), []string{"mobile-auth-bff", "serve"}, os.Getenv, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "mobile-auth-bff:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	os.Exit(testkit.Main(m, 4))
 }

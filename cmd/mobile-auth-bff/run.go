@@ -87,7 +87,7 @@ func openStore(ctx context.Context, cfg config, log *slog.Logger, migrate bool) 
 		log.Warn("BFF_DATABASE_URL is not set: using the in-memory store; every client, user and token is lost when the process exits")
 		return memory.NewWith(memory.Options{MaxTokens: cfg.MemoryMaxTokens}), nil, nil
 	}
-	pg, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{Migrate: migrate, Timeout: cfg.DatabaseTimeout})
+	pg, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{Migrate: migrate, Timeout: cfg.DatabaseTimeout, MaxConns: int32(cfg.DatabaseMaxConns)})
 	if err != nil {
 		return nil, nil, fmt.Errorf("open database: %w", err)
 	}

@@ -51,6 +51,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		cfg.AdminToken, cfg.AdminTokenGenerated = rand.Text(), true
 	}
 	log := newLogger(stdout, cfg.LogLevel)
+	startProfiler(getenv, log)
 	if cfg.SecretGenerated {
 		log.Warn("BFF_SECRET is not set: using a random secret; opaque tokens and keys die with the process")
 	}

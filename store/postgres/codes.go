@@ -55,24 +55,32 @@ func (s *Store) GetAuthorizationCode(ctx context.Context, signature string) (bff
 	return bff.AuthorizationCode(r), nil
 }
 
-// redeemCode marks a code used inside a token transaction; the row lock of
-// the UPDATE makes a concurrent redemption wait and then find it used.
-func redeemCode(ctx context.Context, tx pgx.Tx, signature string, at time.Time) error {
-	tag, err := tx.Exec(ctx, `UPDATE authorization_codes SET used_at = $2 WHERE signature = $1 AND used_at IS NULL`,
-		signature, at)
-	if err != nil {
+// queueRedeemCode queues what marks a code used inside a token
+// transaction; the row lock of the UPDATE makes a concurrent redemption
+// wait and then find it used. The EXISTS that tells a used code from an
+// unknown one is queued behind it and only read when the UPDATE changed
+// nothing.
+func queueRedeemCode(batch *pgx.Batch, signature string, at time.Time) {
+	var redeemed bool
+	batch.Queue(`UPDATE authorization_codes SET used_at = $2 WHERE signature = $1 AND used_at IS NULL`,
+		signature, at).Fn = func(br pgx.BatchResults) error {
+		tag, err := br.Exec()
+		redeemed = tag.RowsAffected() == 1
 		return dbErr("redeem authorization code", err)
 	}
-	if tag.RowsAffected() == 1 {
-		return nil
-	}
-	var exists bool
-	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM authorization_codes WHERE signature = $1)`, signature).
-		Scan(&exists); err != nil {
-		return dbErr("redeem authorization code", err)
-	}
-	if exists {
-		return fmt.Errorf("authorization code: %w", bff.ErrCodeUsed)
-	}
-	return fmt.Errorf("authorization code: %w", bff.ErrNotFound)
+	batch.Queue(`SELECT EXISTS (SELECT 1 FROM authorization_codes WHERE signature = $1)`, signature).
+		QueryRow(func(row pgx.Row) error {
+			var exists bool
+			if err := row.Scan(&exists); err != nil {
+				return dbErr("redeem authorization code", err)
+			}
+			switch {
+			case redeemed:
+				return nil
+			case exists:
+				return fmt.Errorf("authorization code: %w", bff.ErrCodeUsed)
+			default:
+				return fmt.Errorf("authorization code: %w", bff.ErrNotFound)
+			}
+		})
 }

@@ -1,10 +1,13 @@
 package postgres
 
 import (
+	"context"
 	"errors"
 
 	"github.com/golang-migrate/migrate/v4"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/openedx/mobile-auth-bff/store"
 )
 
 // Pool is the store's connection pool, for tests that put rows in by SQL.
@@ -23,4 +26,20 @@ func (s *Store) MigrateTo(v uint) error {
 		return err
 	}
 	return nil
+}
+
+// CommitGroup commits writes the way the group writer commits writes that
+// arrive together, and returns each one's answer: the group path, without
+// depending on the timing that makes writes meet.
+func (s *Store) CommitGroup(writes ...[]store.TokenOp) []error {
+	group := make([]*tokenWrite, len(writes))
+	for i, ops := range writes {
+		group[i] = &tokenWrite{ctx: context.Background(), ops: ops, done: make(chan error, 1)}
+	}
+	s.writer.commit(group)
+	errs := make([]error, len(group))
+	for i, tw := range group {
+		errs[i] = <-tw.done
+	}
+	return errs
 }

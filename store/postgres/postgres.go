@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -22,20 +23,32 @@ var _ store.Store = (*Store)(nil)
 
 // Store is a PostgreSQL store.Store.
 type Store struct {
-	pool *boundedPool
+	pool   *boundedPool
+	writer *groupWriter
 }
 
 // Options tune Open.
 type Options struct {
 	// Migrate runs the migrations up before the store is used.
 	Migrate bool
-	// MaxConns caps the pool; zero keeps pgx's default.
+	// MaxConns caps the pool (half of it commits token writes); zero
+	// keeps pgx's default (or the URL's pool_max_conns).
 	MaxConns int32
 	// Timeout bounds each statement and each transaction (waiting for a
 	// connection included); zero means DefaultTimeout. Migrations are not
 	// bounded.
 	Timeout time.Duration
 }
+
+// DefaultMaxConns is the pool size the service uses unless told otherwise:
+// two connections per core the Go runtime may use (GOMAXPROCS, which
+// follows a container's CPU limit), at least 4. A request waits on
+// PostgreSQL's answer more than it computes, so one connection per core
+// leaves cores idle; more than a few per core gains nothing, since token
+// writes are committed in groups and a larger pool only makes the groups
+// smaller. Measured on 2 cores (cc -> opaque, 50 connections, group
+// commit): 4 connections 4745 req/s, 8: 4822 (refresh: 2455 and 1796).
+func DefaultMaxConns() int { return max(4, 2*runtime.GOMAXPROCS(0)) }
 
 // Open connects to the database at url and, if asked, migrates it.
 func Open(ctx context.Context, url string, opts Options) (*Store, error) {
@@ -67,6 +80,12 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
+	// Committers for half the connections: the other half serve the reads
+	// a request makes before its write (a refresh token's lookup, say),
+	// and fewer committers make larger groups. Measured on 2 cores, pool 4
+	// (refresh -> opaque, 50 connections, interleaved): 4 committers 952
+	// and 1101 req/s, 2 committers 1241 and 1347.
+	s.writer = newGroupWriter(s, max(1, int(cfg.MaxConns)/2))
 	return s, nil
 }
 
@@ -78,8 +97,11 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the pool.
-func (s *Store) Close() { s.pool.Close() }
+// Close stops the token committers and closes the pool.
+func (s *Store) Close() {
+	s.writer.close()
+	s.pool.Close()
+}
 
 // inTx runs fn in a transaction, committing when it returns nil.
 func (s *Store) inTx(ctx context.Context, op string, fn func(pgx.Tx) error) error {

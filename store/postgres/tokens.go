@@ -12,25 +12,63 @@ import (
 	"github.com/openedx/mobile-auth-bff/store"
 )
 
-// ApplyTokenOps applies every op in one transaction.
+// ApplyTokenOps applies every op in one transaction. Concurrent calls are
+// committed together (groupcommit.go): it returns once the transaction
+// holding its ops has committed, or with the error that applying them alone
+// gives.
 func (s *Store) ApplyTokenOps(ctx context.Context, ops []store.TokenOp) error {
 	if len(ops) == 0 {
 		return nil
 	}
-	return s.inTx(ctx, "apply token ops", func(tx pgx.Tx) error {
-		b := &opBatch{checked: map[string]bool{}}
-		for _, op := range ops {
-			if err := b.apply(ctx, tx, op); err != nil {
-				return err
-			}
-		}
-		return b.notify(ctx, tx)
-	})
+	return s.writer.apply(ctx, ops)
 }
 
-// opBatch is the state of one ApplyTokenOps transaction.
+// applyTokenOps applies the ops of several writes in one transaction, sent
+// to PostgreSQL as one pipelined batch: BEGIN, every statement of every op
+// (the write guards' locking reads included), then COMMIT once the answers
+// are read and judged. That is two round trips for any number of token
+// writes instead of one per statement (seven for a client-credentials
+// token); the statements, their order and so the locks are those of
+// running them one by one, each write with guards of its own. A guard that
+// refuses (a revoked family, another incarnation of the client…) is only
+// seen after the statements behind it ran; they are rolled back with the
+// rest, so one write alone gets exactly what a statement-by-statement
+// transaction would have answered. atCommit says the error is the
+// COMMIT's: whether the transaction took effect is then unknown.
+func (s *Store) applyTokenOps(ctx context.Context, writes ...[]store.TokenOp) (atCommit bool, err error) {
+	batch := &pgx.Batch{}
+	batch.BeginTx(pgx.TxOptions{})
+	ob := make([]*opBatch, len(writes))
+	for i, ops := range writes {
+		ob[i] = &opBatch{checked: map[string]bool{}}
+		for _, op := range ops {
+			if err := ob[i].queue(batch, op); err != nil {
+				return false, err
+			}
+		}
+	}
+	ctx, cancel := s.pool.bound(ctx)
+	defer cancel()
+	br := s.pool.SendBatch(ctx, batch)
+	tx := br.Tx()
+	defer func() { _ = tx.Rollback(ctx) }() // after Commit, a no-op
+	if err := br.Close(); err != nil {
+		return false, dbErr("apply token ops", err)
+	}
+	if err := notify(ctx, tx, ob); err != nil {
+		return false, dbErr("apply token ops", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return true, dbErr("apply token ops", err)
+	}
+	return false, nil
+}
+
+// opBatch is the state of one ApplyTokenOps transaction. The callbacks of
+// its queued statements run in the order they were queued, as the answers
+// arrive; the first one to return an error stops the others.
 type opBatch struct {
-	checked     map[string]bool // families whose token creation was allowed
+	checked     map[string]bool // families whose token creation is checked
 	revokedJTIs []string        // JWT ids newly denied
 	manyJTIs    bool            // too many to name: caches reload the set
 	// tokenEvents name the access tokens and families revoked, so that
@@ -42,23 +80,30 @@ type opBatch struct {
 // beyond it, one "reload everything" event.
 const maxJTIEvents = 20
 
-// notify tells the other instances what this transaction revoked: the JWT
+// notify tells the other instances what a transaction revoked: the JWT
 // ids only when they actually changed, so that revoking a revoked token
 // costs no instance a reload of its set; each access token and family
 // revoked, which costs an instance no more than forgetting a record.
-func (b *opBatch) notify(ctx context.Context, tx pgx.Tx) error {
+func notify(ctx context.Context, tx pgx.Tx, batches []*opBatch) error {
+	var jtis, tokens []string
+	manyJTIs := false
+	for _, b := range batches {
+		manyJTIs = manyJTIs || b.manyJTIs
+		jtis = append(jtis, b.revokedJTIs...)
+		tokens = append(tokens, b.tokenEvents...)
+	}
 	var events []string
-	if b.manyJTIs || len(b.revokedJTIs) > maxJTIEvents {
+	if manyJTIs || len(jtis) > maxJTIEvents {
 		events = append(events, store.EventJTIs)
 	} else {
-		for _, jti := range b.revokedJTIs {
+		for _, jti := range jtis {
 			events = append(events, store.JTIEvent(jti))
 		}
 	}
-	if len(b.tokenEvents) > maxJTIEvents {
+	if len(tokens) > maxJTIEvents {
 		events = append(events, store.EventTokens)
 	} else {
-		events = append(events, b.tokenEvents...)
+		events = append(events, tokens...)
 	}
 	return notifyTx(ctx, tx, events...)
 }
@@ -77,155 +122,157 @@ func nullString(s string) *string {
 	return &s
 }
 
-// allowTokens creates the family if it is new, and checks that it may get
-// tokens: its client the incarnation the tokens were issued to, and what
-// bff.TokenFamily.MayIssue asks of the family and its user. It only
-// fetches and locks; the rule is MayIssue's. The share locks taken here
-// (user, client, then family: the order the disabling and the client's
-// deletion take them in) make a concurrent revocation or deletion wait for
-// this transaction, or this one see it.
-func (b *opBatch) allowTokens(ctx context.Context, tx pgx.Tx, familyID, clientID, incarnation string, userID int64, grant string, auth, at time.Time) error {
+// allowTokens queues what creates the family if it is new, and checks that
+// it may get tokens: its client the incarnation the tokens were issued to,
+// and what bff.TokenFamily.MayIssue asks of the family and its user. It
+// only fetches and locks; the rule is MayIssue's. The share locks taken
+// here (user, client, then family: the order the disabling and the
+// client's deletion take them in) make a concurrent revocation or deletion
+// wait for this transaction, or this one see it.
+func (b *opBatch) allowTokens(batch *pgx.Batch, familyID, clientID, incarnation string, userID int64, grant string, auth, at time.Time) {
 	if b.checked[familyID] {
-		return nil
+		return
 	}
+	b.checked[familyID] = true
 	var user *bff.User
 	if userID != 0 {
-		u := bff.User{ID: userID}
-		err := tx.QueryRow(ctx, `SELECT disabled, tokens_valid_after FROM users WHERE id = $1 FOR SHARE`, userID).
-			Scan(&u.Disabled, &u.TokensValidAfter)
-		if err != nil {
-			return dbErr("token user", err)
-		}
-		user = &u
+		batch.Queue(`SELECT disabled, tokens_valid_after FROM users WHERE id = $1 FOR SHARE`, userID).
+			QueryRow(func(row pgx.Row) error {
+				u := bff.User{ID: userID}
+				if err := row.Scan(&u.Disabled, &u.TokensValidAfter); err != nil {
+					return dbErr("token user", err)
+				}
+				user = &u
+				return nil
+			})
 	}
 	// The key share lock on the client (taken before the family's, in the
 	// order a deletion takes them: client, then its families) makes a
 	// deletion of the client wait for this transaction, and then take
 	// these tokens with it; or this one see the client gone, or created
 	// again (ADR 0019).
-	var clientIncarnation string
-	if err := tx.QueryRow(ctx, `SELECT incarnation FROM clients WHERE id = $1 FOR KEY SHARE`, clientID).
-		Scan(&clientIncarnation); err != nil {
-		return dbErr("token client", err)
-	}
-	if clientIncarnation != incarnation {
-		return fmt.Errorf("client %q was deleted while the request ran: %w", clientID, bff.ErrTokenRevoked)
-	}
-	if _, err := tx.Exec(ctx, `INSERT INTO token_families (id, client_id, user_id, grant_type, authenticated_at, created_at)
+	batch.Queue(`SELECT incarnation FROM clients WHERE id = $1 FOR KEY SHARE`, clientID).
+		QueryRow(func(row pgx.Row) error {
+			var clientIncarnation string
+			if err := row.Scan(&clientIncarnation); err != nil {
+				return dbErr("token client", err)
+			}
+			if clientIncarnation != incarnation {
+				return fmt.Errorf("client %q was deleted while the request ran: %w", clientID, bff.ErrTokenRevoked)
+			}
+			return nil
+		})
+	queueExec(batch, "create token family", `INSERT INTO token_families (id, client_id, user_id, grant_type, authenticated_at, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
-		familyID, clientID, nullUser(userID), grant, auth, at); err != nil {
-		return dbErr("create token family", err)
-	}
-	f := bff.TokenFamily{ID: familyID, ClientID: clientID, UserID: userID, GrantType: grant, AuthTime: auth}
-	var familyAuth *time.Time
-	if err := tx.QueryRow(ctx, `SELECT revoked_at, authenticated_at FROM token_families WHERE id = $1 FOR SHARE`,
-		familyID).Scan(&f.RevokedAt, &familyAuth); err != nil {
-		return dbErr("token family", err)
-	}
-	if familyAuth != nil {
-		f.AuthTime = *familyAuth
-	}
-	if err := f.MayIssue(user); err != nil {
-		return err
-	}
-	b.checked[familyID] = true
-	return nil
+		familyID, clientID, nullUser(userID), grant, auth, at)
+	batch.Queue(`SELECT revoked_at, authenticated_at FROM token_families WHERE id = $1 FOR SHARE`, familyID).
+		QueryRow(func(row pgx.Row) error {
+			f := bff.TokenFamily{ID: familyID, ClientID: clientID, UserID: userID, GrantType: grant, AuthTime: auth}
+			var familyAuth *time.Time
+			if err := row.Scan(&f.RevokedAt, &familyAuth); err != nil {
+				return dbErr("token family", err)
+			}
+			if familyAuth != nil {
+				f.AuthTime = *familyAuth
+			}
+			return f.MayIssue(user)
+		})
 }
 
-func (b *opBatch) apply(ctx context.Context, tx pgx.Tx, op store.TokenOp) error {
+// queue queues the statements of op.
+func (b *opBatch) queue(batch *pgx.Batch, op store.TokenOp) error {
 	switch op := op.(type) {
 	case store.CreateAccessToken:
 		t := op.Token
-		if err := b.allowTokens(ctx, tx, t.FamilyID, t.ClientID, op.ClientIncarnation, t.UserID, t.GrantType, t.AuthenticatedAt(), t.IssuedAt); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `INSERT INTO access_tokens (signature, family_id, jti, format, client_id, user_id,
+		b.allowTokens(batch, t.FamilyID, t.ClientID, op.ClientIncarnation, t.UserID, t.GrantType, t.AuthenticatedAt(), t.IssuedAt)
+		queueExec(batch, "create access token", `INSERT INTO access_tokens (signature, family_id, jti, format, client_id, user_id,
 			grant_type, scopes, issued_at, expires_at, revoked_at, request, jkt)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 			t.Signature, t.FamilyID, nullString(t.JTI), string(t.Format), t.ClientID, nullUser(t.UserID),
 			t.GrantType, nonNil(t.Scopes), t.IssuedAt, t.ExpiresAt, t.RevokedAt, json.RawMessage(t.Request), t.JKT)
-		return dbErr("create access token", err)
 	case store.CreateRefreshToken:
 		t := op.Token
-		if err := b.allowTokens(ctx, tx, t.FamilyID, t.ClientID, op.ClientIncarnation, t.UserID, t.GrantType, t.AuthenticatedAt(), t.IssuedAt); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `INSERT INTO refresh_tokens (signature, family_id, access_signature, client_id,
+		b.allowTokens(batch, t.FamilyID, t.ClientID, op.ClientIncarnation, t.UserID, t.GrantType, t.AuthenticatedAt(), t.IssuedAt)
+		queueExec(batch, "create refresh token", `INSERT INTO refresh_tokens (signature, family_id, access_signature, client_id,
 			user_id, grant_type, scopes, issued_at, expires_at, rotated_at, revoked_at, request, jkt)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 			t.Signature, t.FamilyID, t.AccessSignature, t.ClientID, nullUser(t.UserID), t.GrantType,
 			nonNil(t.Scopes), t.IssuedAt, t.ExpiresAt, t.RotatedAt, t.RevokedAt, json.RawMessage(t.Request), t.JKT)
-		return dbErr("create refresh token", err)
 	case store.MarkRefreshRotated:
-		return execOne(ctx, tx, "mark refresh token rotated",
+		queueExecOne(batch, "mark refresh token rotated",
 			`UPDATE refresh_tokens SET rotated_at = COALESCE(rotated_at, $2) WHERE signature = $1`, op.Signature, op.At)
 	case store.RevokeRefreshToken:
-		return execOne(ctx, tx, "revoke refresh token",
+		queueExecOne(batch, "revoke refresh token",
 			`UPDATE refresh_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE signature = $1`, op.Signature, op.At)
 	case store.RevokeAccessToken:
-		if err := execOne(ctx, tx, "revoke access token",
-			`UPDATE access_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE signature = $1`, op.Signature, op.At); err != nil {
-			return err
-		}
+		queueExecOne(batch, "revoke access token",
+			`UPDATE access_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE signature = $1`, op.Signature, op.At)
 		b.tokenEvents = append(b.tokenEvents, store.AccessTokenEvent(op.Signature))
-		return b.denyJTIs(ctx, tx, "revoke access token jti", `INSERT INTO revoked_jtis (jti, expires_at)
+		b.denyJTIs(batch, "revoke access token jti", `INSERT INTO revoked_jtis (jti, expires_at)
 			SELECT jti, expires_at FROM access_tokens WHERE signature = $1 AND jti IS NOT NULL
 			ON CONFLICT (jti) DO NOTHING RETURNING jti`, op.Signature)
 	case store.RevokeJTI:
-		return b.denyJTIs(ctx, tx, "revoke jti", `INSERT INTO revoked_jtis (jti, expires_at) VALUES ($1, $2)
+		b.denyJTIs(batch, "revoke jti", `INSERT INTO revoked_jtis (jti, expires_at) VALUES ($1, $2)
 			ON CONFLICT (jti) DO NOTHING RETURNING jti`, op.JTI, op.ExpiresAt)
 	case store.RevokeFamily:
 		// The family first: its row lock makes a token write in flight
 		// finish before the JWT ids are collected below (or fail its check).
-		if _, err := tx.Exec(ctx, `UPDATE token_families SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1`,
-			op.FamilyID, op.At); err != nil {
-			return dbErr("revoke family", err)
-		}
+		queueExec(batch, "revoke family", `UPDATE token_families SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1`,
+			op.FamilyID, op.At)
 		b.tokenEvents = append(b.tokenEvents, store.FamilyEvent(op.FamilyID))
-		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE family_id = $1`, op.FamilyID); err != nil {
-			return dbErr("end family sessions", err)
-		}
-		return b.denyJTIs(ctx, tx, "revoke family jtis", `INSERT INTO revoked_jtis (jti, expires_at)
+		queueExec(batch, "end family sessions", `DELETE FROM sessions WHERE family_id = $1`, op.FamilyID)
+		b.denyJTIs(batch, "revoke family jtis", `INSERT INTO revoked_jtis (jti, expires_at)
 			SELECT jti, expires_at FROM access_tokens
 			WHERE family_id = $1 AND jti IS NOT NULL AND expires_at > $2
 			ON CONFLICT (jti) DO NOTHING RETURNING jti`, op.FamilyID, op.At)
 	case store.EndSession:
-		if _, err := tx.Exec(ctx, `DELETE FROM sessions WHERE id = $1`, op.ID); err != nil {
-			return dbErr("end session", err)
-		}
-		return nil
+		queueExec(batch, "end session", `DELETE FROM sessions WHERE id = $1`, op.ID)
 	case store.RedeemAuthorizationCode:
-		return redeemCode(ctx, tx, op.Signature, op.At)
+		queueRedeemCode(batch, op.Signature, op.At)
 	default:
 		return fmt.Errorf("unknown token op %T: %w", op, bff.ErrInvalidInput)
 	}
+	return nil
 }
 
-// denyJTIs runs an INSERT … RETURNING jti into revoked_jtis and remembers
-// the ids it added, for the change events.
-func (b *opBatch) denyJTIs(ctx context.Context, tx pgx.Tx, op, sql string, args ...any) error {
-	rows, _ := tx.Query(ctx, sql, args...)
-	jtis, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
+// denyJTIs queues an INSERT … RETURNING jti into revoked_jtis that
+// remembers the ids it added, for the change events.
+func (b *opBatch) denyJTIs(batch *pgx.Batch, op, sql string, args ...any) {
+	batch.Queue(sql, args...).Query(func(rows pgx.Rows) error {
+		jtis, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return dbErr(op, err)
+		}
+		if len(b.revokedJTIs)+len(jtis) > maxJTIEvents {
+			b.manyJTIs = true
+			return nil
+		}
+		b.revokedJTIs = append(b.revokedJTIs, jtis...)
+		return nil
+	})
+}
+
+// queueExec queues a statement whose failure is reported as op.
+func queueExec(batch *pgx.Batch, op, sql string, args ...any) {
+	batch.Queue(sql, args...).Fn = func(br pgx.BatchResults) error {
+		_, err := br.Exec()
 		return dbErr(op, err)
 	}
-	if len(b.revokedJTIs)+len(jtis) > maxJTIEvents {
-		b.manyJTIs = true
+}
+
+// queueExecOne queues a statement that must change a row (ErrNotFound
+// otherwise).
+func queueExecOne(batch *pgx.Batch, op, sql string, args ...any) {
+	batch.Queue(sql, args...).Fn = func(br pgx.BatchResults) error {
+		tag, err := br.Exec()
+		if err != nil {
+			return dbErr(op, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("%s: %w", op, bff.ErrNotFound)
+		}
 		return nil
 	}
-	b.revokedJTIs = append(b.revokedJTIs, jtis...)
-	return nil
-}
-
-func execOne(ctx context.Context, tx pgx.Tx, op, sql string, args ...any) error {
-	tag, err := tx.Exec(ctx, sql, args...)
-	if err != nil {
-		return dbErr(op, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("%s: %w", op, bff.ErrNotFound)
-	}
-	return nil
 }
 
 type accessRow struct {
