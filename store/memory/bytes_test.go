@@ -149,3 +149,58 @@ func serviceRequest(id, client string, at time.Time, user int64, username string
 	}
 	return b
 }
+
+// BenchmarkClientCredentialsToken is the store's share of a
+// client-credentials request and of each use of its token: one write, one
+// read by signature.
+func BenchmarkClientCredentialsToken(b *testing.B) {
+	ctx := context.Background()
+	s := memory.NewWith(memory.Options{})
+	now := time.Now().UTC()
+	if err := s.CreateClient(ctx, bff.Client{ID: "bench-backend", Name: "bench-backend", TokenType: bff.FormatBearer,
+		CreatedAt: now, UpdatedAt: now}); err != nil {
+		b.Fatal(err)
+	}
+	type token struct{ sig, family string }
+	tokens := make([]token, 4096)
+	for i := range tokens {
+		tokens[i] = token{newSignature(), newUUID()}
+	}
+	i := 0
+	b.Run("write", func(b *testing.B) {
+		for b.Loop() {
+			t := tokens[i%len(tokens)]
+			i++
+			t.sig = fmt.Sprintf("%.38s%05d", t.sig, i%100000) // a fresh signature, still 43 characters
+			at := time.Now().UTC()
+			if err := s.ApplyTokenOps(ctx, []store.TokenOp{store.CreateAccessToken{Token: bff.AccessToken{
+				Signature: t.sig, FamilyID: t.family, Format: bff.FormatBearer, ClientID: "bench-backend",
+				GrantType: bff.GrantClientCredentials, Scopes: []string{"read"}, IssuedAt: at,
+				ExpiresAt: at.Add(time.Hour), Request: serviceRequest(t.family, "bench-backend", at, 0, ""),
+			}}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	sigs := []string{}
+	for range 1000 {
+		t := token{newSignature(), newUUID()}
+		if err := s.ApplyTokenOps(ctx, []store.TokenOp{store.CreateAccessToken{Token: bff.AccessToken{
+			Signature: t.sig, FamilyID: t.family, Format: bff.FormatBearer, ClientID: "bench-backend",
+			GrantType: bff.GrantClientCredentials, Scopes: []string{"read"}, IssuedAt: now,
+			ExpiresAt: now.Add(time.Hour), Request: serviceRequest(t.family, "bench-backend", now, 0, ""),
+		}}}); err != nil {
+			b.Fatal(err)
+		}
+		sigs = append(sigs, t.sig)
+	}
+	b.Run("read", func(b *testing.B) {
+		n := 0
+		for b.Loop() {
+			if _, err := s.GetAccessToken(ctx, sigs[n%len(sigs)]); err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+	})
+}

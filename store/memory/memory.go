@@ -657,7 +657,9 @@ func requestOf(sh *tokenShape, extra *tokenExtra, v recordValues, times [2]stamp
 	case sh.request == "":
 		return nil
 	}
-	return expandRequest(make([]byte, 0, len(sh.request)+32*len(times)), sh.request, v, times)
+	// Each mark stands for a quoted time (at most 37 bytes), family id or JTI.
+	n := len(sh.request) + sh.marks*(max(len(time.RFC3339Nano), len(v.family), len(v.jti))+2)
+	return expandRequest(make([]byte, 0, n), sh.request, v, times)
 }
 
 func accessToken(k sigKey, r accessRec) bff.AccessToken {

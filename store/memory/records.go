@@ -185,6 +185,7 @@ type shapeKey struct {
 type tokenShape struct {
 	shapeKey
 	scopes []string // unpacked; shared, never changed
+	marks  int      // in request
 	refs   int
 }
 
@@ -207,7 +208,7 @@ func packScopes(scopes []string) string {
 func (s *Store) internShape(k shapeKey, scopes []string) *tokenShape {
 	sh, ok := s.shapes[k]
 	if !ok {
-		sh = &tokenShape{shapeKey: k}
+		sh = &tokenShape{shapeKey: k, marks: strings.Count(k.request, string(rune(markByte)))}
 		if len(scopes) > 0 {
 			sh.scopes = slices.Clone(scopes)
 		}
