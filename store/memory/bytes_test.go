@@ -25,7 +25,7 @@ const liveTokens = 20_000
 // token (one family of two).
 func BenchmarkTokenBytes(b *testing.B) {
 	b.Run("client_credentials", func(b *testing.B) {
-		benchTokenBytes(b, liveTokens, 1, func(ctx context.Context, s *memory.Store, i int) error {
+		benchTokenBytes(b, 0, liveTokens, 1, func(ctx context.Context, s *memory.Store, i int) error {
 			at := time.Now().UTC()
 			family := newUUID()
 			return s.ApplyTokenOps(ctx, []store.TokenOp{store.CreateAccessToken{Token: bff.AccessToken{
@@ -35,29 +35,35 @@ func BenchmarkTokenBytes(b *testing.B) {
 			}}})
 		})
 	})
-	b.Run("password", func(b *testing.B) {
-		benchTokenBytes(b, liveTokens/2, 2, func(ctx context.Context, s *memory.Store, i int) error {
-			at := time.Now().UTC()
-			family, user := newUUID(), int64(1+i%50)
-			req := serviceRequest(family, "bench-mobile", at, user, fmt.Sprintf("bench-user-%03d", user))
-			access := newSignature()
-			return s.ApplyTokenOps(ctx, []store.TokenOp{
-				store.CreateAccessToken{Token: bff.AccessToken{
-					Signature: access, FamilyID: family, Format: bff.FormatBearer, ClientID: "bench-mobile", UserID: user,
-					GrantType: bff.GrantPassword, Scopes: []string{"read", "email", "profile"}, IssuedAt: at,
-					ExpiresAt: at.Add(time.Hour), AuthTime: at, Request: req}},
-				store.CreateRefreshToken{Token: bff.RefreshToken{
-					Signature: newSignature(), FamilyID: family, AccessSignature: access, ClientID: "bench-mobile",
-					UserID: user, GrantType: bff.GrantPassword, Scopes: []string{"read", "email", "profile"},
-					IssuedAt: at, ExpiresAt: at.Add(30 * 24 * time.Hour), AuthTime: at, Request: req}},
+	// A mobile app's logins: its users share the store's interned
+	// records (one per user and token kind) when they hold many families,
+	// and each family pays for its own when every user holds one.
+	for _, users := range []int{50, liveTokens / 2} {
+		b.Run(fmt.Sprintf("password/users=%d", users), func(b *testing.B) {
+			benchTokenBytes(b, users, liveTokens/2, 2, func(ctx context.Context, s *memory.Store, i int) error {
+				at := time.Now().UTC()
+				family, user := newUUID(), int64(1+i%users)
+				req := serviceRequest(family, "bench-mobile", at, user, fmt.Sprintf("bench-user-%05d", user))
+				access := newSignature()
+				return s.ApplyTokenOps(ctx, []store.TokenOp{
+					store.CreateAccessToken{Token: bff.AccessToken{
+						Signature: access, FamilyID: family, Format: bff.FormatBearer, ClientID: "bench-mobile", UserID: user,
+						GrantType: bff.GrantPassword, Scopes: []string{"read", "email", "profile"}, IssuedAt: at,
+						ExpiresAt: at.Add(time.Hour), AuthTime: at, Request: req}},
+					store.CreateRefreshToken{Token: bff.RefreshToken{
+						Signature: newSignature(), FamilyID: family, AccessSignature: access, ClientID: "bench-mobile",
+						UserID: user, GrantType: bff.GrantPassword, Scopes: []string{"read", "email", "profile"},
+						IssuedAt: at, ExpiresAt: at.Add(30 * 24 * time.Hour), AuthTime: at, Request: req}},
+				})
 			})
 		})
-	})
+	}
 }
 
-// benchTokenBytes fills a fresh store with issue(i) for i < families, each
-// of perFamily tokens, and reports the growth of the live heap per token.
-func benchTokenBytes(b *testing.B, families, perFamily int, issue func(context.Context, *memory.Store, int) error) {
+// benchTokenBytes fills a fresh store of users with issue(i) for i <
+// families, each of perFamily tokens, and reports the growth of the live
+// heap per token.
+func benchTokenBytes(b *testing.B, users, families, perFamily int, issue func(context.Context, *memory.Store, int) error) {
 	ctx := context.Background()
 	var perToken float64
 	for b.Loop() {
@@ -72,8 +78,8 @@ func benchTokenBytes(b *testing.B, families, perFamily int, issue func(context.C
 				b.Fatal(err)
 			}
 		}
-		for i := range 50 {
-			if _, err := s.CreateUser(ctx, bff.User{Username: fmt.Sprintf("bench-user-%03d", i+1), Email: fmt.Sprintf("u%d@example.com", i)}); err != nil {
+		for i := range users {
+			if _, err := s.CreateUser(ctx, bff.User{Username: fmt.Sprintf("bench-user-%05d", i+1), Email: fmt.Sprintf("u%d@example.com", i)}); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -33,6 +33,7 @@ type Store struct {
 	access      map[sigKey]accessRec
 	refresh     map[sigKey]refreshRec
 	shapes      map[shapeKey]*tokenShape
+	templates   map[string]*reqTemplate
 	scratch     []byte // compactRequest's
 	revokedJTIs map[string]time.Time
 	maxTokens   int       // 0: no cap (Options.MaxTokens)
@@ -89,6 +90,7 @@ func NewWith(opts Options) *Store {
 		access:      map[sigKey]accessRec{},
 		refresh:     map[sigKey]refreshRec{},
 		shapes:      map[shapeKey]*tokenShape{},
+		templates:   map[string]*reqTemplate{},
 		scratch:     make([]byte, 0, 1024),
 		revokedJTIs: map[string]time.Time{},
 		sessions:    map[string]memSession{},
@@ -598,9 +600,10 @@ func (s *Store) putAccessLocked(t bff.AccessToken) {
 	if hashedFamily {
 		extra.familyID, extra.hashedFamily = t.FamilyID, true
 	}
-	tmpl := s.compactLocked(t.Request, recordValues{t.FamilyID, t.JTI, r.issued, r.expires, r.auth}, &r.reqTimes, &extra)
+	var roles timeRoles
+	r.tmpl, roles = s.compactLocked(t.Request, recordValues{t.FamilyID, t.JTI, r.issued, r.expires, r.auth}, &r.reqTimes, &extra)
 	r.shape = s.internShape(shapeKey{client: t.ClientID, grant: t.GrantType, format: t.Format, scopes: packScopes(t.Scopes),
-		jkt: t.JKT, request: tmpl}, t.Scopes)
+		jkt: t.JKT, roles: roles}, t.Scopes)
 	r.extra = extra.orNil()
 	s.ensureFamilyLocked(t.FamilyID, fam, hashedFamily, r.shape, t.UserID, t.AuthenticatedAt())
 	s.access[k] = r
@@ -614,7 +617,7 @@ func (s *Store) putRefreshLocked(t bff.RefreshToken) {
 	k, hashed := sigKeyOf(t.Signature)
 	access, hashedAccess := sigKeyOf(t.AccessSignature)
 	fam, hashedFamily := famKeyOf(t.FamilyID)
-	r := refreshRec{userID: t.UserID, issued: stampOf(t.IssuedAt), expires: stampOf(t.ExpiresAt), auth: stampOf(t.AuthTime),
+	r := refreshRec{userID: t.UserID, issued: stampOf(t.IssuedAt), expires: stampOf(t.ExpiresAt),
 		revoked: setStampOf(t.RevokedAt), rotated: setStampOf(t.RotatedAt), fam: fam, access: access}
 	var extra tokenExtra
 	if hashed {
@@ -626,40 +629,46 @@ func (s *Store) putRefreshLocked(t bff.RefreshToken) {
 	if hashedFamily {
 		extra.familyID, extra.hashedFamily = t.FamilyID, true
 	}
-	tmpl := s.compactLocked(t.Request, recordValues{family: t.FamilyID, issued: r.issued, expires: r.expires, auth: r.auth}, &r.reqTimes, &extra)
+	auth := stampOf(t.AuthTime)
+	var roles timeRoles
+	r.tmpl, roles = s.compactLocked(t.Request, recordValues{family: t.FamilyID, issued: r.issued, expires: r.expires, auth: auth}, &r.reqTimes, &extra)
 	r.shape = s.internShape(shapeKey{client: t.ClientID, grant: t.GrantType, scopes: packScopes(t.Scopes),
-		jkt: t.JKT, request: tmpl}, t.Scopes)
-	r.extra = extra.orNil()
+		jkt: t.JKT, roles: roles}, t.Scopes)
 	s.ensureFamilyLocked(t.FamilyID, fam, hashedFamily, r.shape, t.UserID, t.AuthenticatedAt())
+	if auth != s.families[fam].auth {
+		extra.auth, extra.ownAuth = auth, true
+	}
+	r.extra = extra.orNil()
 	s.refresh[k] = r
 }
 
-// compactLocked is the template of req (compactRequest), its times in
-// times; or "" with req kept whole in extra.
-func (s *Store) compactLocked(req []byte, v recordValues, times *[2]stamp, extra *tokenExtra) string {
+// compactLocked is the interned template of req (compactRequest) and the
+// roles of its time marks, its own times in times; or nil with req kept
+// whole in extra.
+func (s *Store) compactLocked(req []byte, v recordValues, times *[2]stamp, extra *tokenExtra) (*reqTemplate, timeRoles) {
 	if len(req) == 0 {
-		return ""
+		return nil, timeRoles{}
 	}
-	tmpl, ts, ok := compactRequest(req, v, s.scratch)
+	text, roles, ts, ok := compactRequest(req, v, s.scratch)
 	if !ok {
 		extra.request = slices.Clone(req)
-		return ""
+		return nil, timeRoles{}
 	}
 	*times = ts
-	return tmpl
+	return s.internTemplate(text), roles
 }
 
 // requestOf is the serialized request of a record.
-func requestOf(sh *tokenShape, extra *tokenExtra, v recordValues, times [2]stamp) []byte {
+func requestOf(tmpl *reqTemplate, roles timeRoles, extra *tokenExtra, v recordValues, times [2]stamp) []byte {
 	switch {
 	case extra != nil && extra.request != nil:
 		return slices.Clone(extra.request)
-	case sh.request == "":
+	case tmpl == nil:
 		return nil
 	}
 	// Each mark stands for a quoted time (at most 37 bytes), family id or JTI.
-	n := len(sh.request) + sh.marks*(max(len(time.RFC3339Nano), len(v.family), len(v.jti))+2)
-	return expandRequest(make([]byte, 0, n), sh.request, v, times)
+	n := len(tmpl.text) + tmpl.marks*(max(len(time.RFC3339Nano), len(v.family), len(v.jti))+2)
+	return expandRequest(make([]byte, 0, n), tmpl.text, roles, v, times)
 }
 
 func accessToken(k sigKey, r accessRec) bff.AccessToken {
@@ -667,17 +676,25 @@ func accessToken(k sigKey, r accessRec) bff.AccessToken {
 		Format: r.shape.format, ClientID: r.shape.client, UserID: r.userID, GrantType: r.shape.grant,
 		Scopes: slices.Clone(r.shape.scopes), IssuedAt: r.issued.time(), ExpiresAt: r.expires.time(),
 		AuthTime: r.auth.time(), RevokedAt: r.revoked.ptr(), JKT: r.shape.jkt}
-	t.Request = requestOf(r.shape, r.extra, recordValues{t.FamilyID, t.JTI, r.issued, r.expires, r.auth}, r.reqTimes)
+	t.Request = requestOf(r.tmpl, r.shape.roles, r.extra, recordValues{t.FamilyID, t.JTI, r.issued, r.expires, r.auth}, r.reqTimes)
 	return t
 }
 
-func refreshToken(k sigKey, r refreshRec) bff.RefreshToken {
+// refreshToken is r as a bff.RefreshToken; f is its family.
+func refreshToken(k sigKey, r refreshRec, f famRec) bff.RefreshToken {
+	auth := f.auth
+	if r.extra != nil && r.extra.ownAuth {
+		auth = r.extra.auth
+	}
+	if r.revoked == 0 {
+		r.revoked = f.revoked
+	}
 	t := bff.RefreshToken{Signature: r.extra.sig(k), FamilyID: r.extra.family(r.fam),
 		AccessSignature: r.extra.accessSig(r.access), ClientID: r.shape.client, UserID: r.userID,
 		GrantType: r.shape.grant, Scopes: slices.Clone(r.shape.scopes), IssuedAt: r.issued.time(),
-		ExpiresAt: r.expires.time(), AuthTime: r.auth.time(), RotatedAt: r.rotated.ptr(), RevokedAt: r.revoked.ptr(),
+		ExpiresAt: r.expires.time(), AuthTime: auth.time(), RotatedAt: r.rotated.ptr(), RevokedAt: r.revoked.ptr(),
 		JKT: r.shape.jkt}
-	t.Request = requestOf(r.shape, r.extra, recordValues{family: t.FamilyID, issued: r.issued, expires: r.expires, auth: r.auth}, r.reqTimes)
+	t.Request = requestOf(r.tmpl, r.shape.roles, r.extra, recordValues{family: t.FamilyID, issued: r.issued, expires: r.expires, auth: auth}, r.reqTimes)
 	return t
 }
 
@@ -700,11 +717,13 @@ func (s *Store) dropAccessLocked(k sigKey, r accessRec) {
 		delete(s.jtis, jti)
 	}
 	s.releaseShape(r.shape)
+	s.releaseTemplate(r.tmpl)
 }
 
 func (s *Store) dropRefreshLocked(k sigKey, r refreshRec) {
 	delete(s.refresh, k)
 	s.releaseShape(r.shape)
+	s.releaseTemplate(r.tmpl)
 }
 
 func (s *Store) dropFamilyLocked(k famKey, f famRec) {
@@ -762,10 +781,7 @@ func (s *Store) GetRefreshToken(_ context.Context, signature string) (bff.Refres
 	if !ok {
 		return bff.RefreshToken{}, fmt.Errorf("refresh token: %w", bff.ErrNotFound)
 	}
-	if r.revoked == 0 {
-		r.revoked = s.families[r.fam].revoked
-	}
-	return refreshToken(k, r), nil
+	return refreshToken(k, r, s.families[r.fam]), nil
 }
 
 // IsJTIRevoked reports whether jti is on the revoked list.

@@ -174,10 +174,9 @@ type shapeKey struct {
 	format bff.TokenFormat
 	scopes string // packScopes
 	jkt    string
-	// request is the serialized request with the token's own values
-	// replaced by marks (compactRequest); "" when there is none or when
-	// the record keeps it whole.
-	request string
+	// roles are what the time marks of the token's request template
+	// stand for (compactRequest).
+	roles timeRoles
 }
 
 // tokenShape is an interned shapeKey, counted by the records (tokens and
@@ -185,8 +184,44 @@ type shapeKey struct {
 type tokenShape struct {
 	shapeKey
 	scopes []string // unpacked; shared, never changed
-	marks  int      // in request
 	refs   int
+}
+
+// reqTemplate is a serialized request with a token's own values replaced
+// by marks (compactRequest), interned in Store.templates and counted by
+// the tokens that point to it: the access and refresh tokens of one
+// client's user (of every client-credentials request of a client) share
+// one.
+type reqTemplate struct {
+	text  string
+	marks int
+	refs  int
+}
+
+// internTemplate returns the template of text, counting one more token
+// that points to it; nil for "".
+func (s *Store) internTemplate(text string) *reqTemplate {
+	if text == "" {
+		return nil
+	}
+	t, ok := s.templates[text]
+	if !ok {
+		t = &reqTemplate{text: text, marks: strings.Count(text, string(rune(markByte)))}
+		s.templates[text] = t
+	}
+	t.refs++
+	return t
+}
+
+// releaseTemplate counts one token less pointing to t (nil: none) and
+// forgets it with the last.
+func (s *Store) releaseTemplate(t *reqTemplate) {
+	if t == nil {
+		return
+	}
+	if t.refs--; t.refs <= 0 {
+		delete(s.templates, t.text)
+	}
 }
 
 // packScopes writes scopes as one comparable string: each one's length,
@@ -208,7 +243,7 @@ func packScopes(scopes []string) string {
 func (s *Store) internShape(k shapeKey, scopes []string) *tokenShape {
 	sh, ok := s.shapes[k]
 	if !ok {
-		sh = &tokenShape{shapeKey: k, marks: strings.Count(k.request, string(rune(markByte)))}
+		sh = &tokenShape{shapeKey: k}
 		if len(scopes) > 0 {
 			sh.scopes = slices.Clone(scopes)
 		}
@@ -233,12 +268,16 @@ type tokenExtra struct {
 	// family id when their keys are hashed.
 	signature, accessSignature, familyID  string
 	hashedSig, hashedAccess, hashedFamily bool
-	request                               []byte // when compactRequest cannot take it apart
+	// auth is a refresh token's auth time when it is not its family's
+	// (ownAuth).
+	auth    stamp
+	ownAuth bool
+	request []byte // when compactRequest cannot take it apart
 }
 
 // orNil is e, or nil when it holds nothing.
 func (e *tokenExtra) orNil() *tokenExtra {
-	if e.jti == "" && e.request == nil && !e.hashedSig && !e.hashedAccess && !e.hashedFamily {
+	if e.jti == "" && e.request == nil && !e.hashedSig && !e.hashedAccess && !e.hashedFamily && !e.ownAuth {
 		return nil
 	}
 	return e
@@ -285,9 +324,10 @@ func (e *tokenExtra) jtiOf() string {
 }
 
 // accessRec is a stored access token (bff.AccessToken) without its
-// signature, which is its key: 88 bytes.
+// signature, which is its key: 96 bytes.
 type accessRec struct {
 	shape                          *tokenShape
+	tmpl                           *reqTemplate // nil: no request, or extra.request
 	extra                          *tokenExtra
 	userID                         int64
 	issued, expires, auth, revoked stamp
@@ -296,15 +336,17 @@ type accessRec struct {
 }
 
 // refreshRec is a stored refresh token (bff.RefreshToken): 128 bytes, the
-// most a map keeps in its slots.
+// most a map keeps in its slots. Its auth time is its family's (or
+// extra's).
 type refreshRec struct {
-	shape                                   *tokenShape
-	extra                                   *tokenExtra
-	userID                                  int64
-	issued, expires, auth, revoked, rotated stamp
-	reqTimes                                [2]stamp
-	fam                                     famKey
-	access                                  sigKey
+	shape                             *tokenShape
+	tmpl                              *reqTemplate
+	extra                             *tokenExtra
+	userID                            int64
+	issued, expires, revoked, rotated stamp
+	reqTimes                          [2]stamp
+	fam                               famKey
+	access                            sigKey
 }
 
 // famRec is a stored token family without its id, which is its key: what
@@ -333,28 +375,42 @@ type recordValues struct {
 
 // A mark in a request template: markByte, then what it stands for.
 const (
-	markByte    = 0x00
-	markFamily  = 'F'
-	markJTI     = 'J'
-	markIssued  = 'I'
-	markExpires = 'E'
-	markAuth    = 'A'
-	markTime    = 'T' // the next of reqTimes
+	markByte   = 0x00
+	markFamily = 'F'
+	markJTI    = 'J'
+	markTime   = 'T' // the next time; timeRoles says which
+)
+
+// maxTimeMarks is how many times a template stands for; more stay text.
+const maxTimeMarks = 4
+
+// timeRoles says of each time mark of a template, in order, which time of
+// its record it is: one of roleIssued…roleOwn (roleOwn+i: reqTimes[i]).
+type timeRoles [maxTimeMarks]byte
+
+const (
+	roleIssued byte = 1 + iota
+	roleExpires
+	roleAuth
+	roleOwn
 )
 
 // compactRequest takes the token's own values out of its serialized
 // request: the JSON strings that are the family id, the JTI or a time
-// (RFC 3339 in UTC, as encoding/json writes time.Time) become marks, the
-// times not of the record kept in times. The template is then shared by
-// the tokens of one client, user and grant. ok is false when req does not
+// (RFC 3339 in UTC, as encoding/json writes time.Time) become marks;
+// roles say which time of the record each time mark is, the times not of
+// the record (up to two) are kept in times. As the marks do not say which
+// time they are, the access and refresh token written with one request
+// have the same template, and the tokens of one client and user (of one
+// client, for client credentials) share it. ok is false when req does not
 // come back byte for byte from the template (the record then keeps it
 // whole); the store never needs to understand it.
-func compactRequest(req []byte, v recordValues, scratch []byte) (tmpl string, times [2]stamp, ok bool) {
+func compactRequest(req []byte, v recordValues, scratch []byte) (tmpl string, roles timeRoles, times [2]stamp, ok bool) {
 	if len(req) == 0 || bytes.IndexByte(req, markByte) >= 0 {
-		return "", times, false
+		return "", roles, times, false
 	}
 	out := scratch[:0]
-	n := 0
+	marks, own := 0, 0
 	for i := 0; i < len(req); {
 		if req[i] != '"' {
 			j := bytes.IndexByte(req[i:], '"')
@@ -374,7 +430,7 @@ func compactRequest(req []byte, v recordValues, scratch []byte) (tmpl string, ti
 			end++
 		}
 		if end >= len(req) {
-			return "", times, false
+			return "", roles, times, false
 		}
 		str := req[i+1 : end]
 		mark := byte(0)
@@ -384,18 +440,25 @@ func compactRequest(req []byte, v recordValues, scratch []byte) (tmpl string, ti
 			mark = markFamily
 		case v.jti != "" && string(str) == v.jti:
 			mark = markJTI
-		default:
-			if t, ok := parseStamp(str); ok {
-				switch {
-				case t == v.issued:
-					mark = markIssued
-				case t == v.expires:
-					mark = markExpires
-				case t == v.auth:
-					mark = markAuth
-				case n < len(times):
-					times[n], n, mark = t, n+1, markTime
-				}
+		case marks < maxTimeMarks:
+			t, isTime := parseStamp(str)
+			if !isTime {
+				break
+			}
+			role := byte(0)
+			switch {
+			case t == v.issued:
+				role = roleIssued
+			case t == v.expires:
+				role = roleExpires
+			case t == v.auth:
+				role = roleAuth
+			case own < len(times):
+				times[own], role = t, roleOwn+byte(own)
+				own++
+			}
+			if role != 0 {
+				roles[marks], marks, mark = role, marks+1, markTime
 			}
 		}
 		if mark == 0 {
@@ -405,10 +468,10 @@ func compactRequest(req []byte, v recordValues, scratch []byte) (tmpl string, ti
 		}
 		i = end + 1
 	}
-	if !bytes.Equal(expandRequest(out[len(out):], string(out), v, times), req) {
-		return "", times, false
+	if !bytes.Equal(expandRequest(out[len(out):], string(out), roles, v, times), req) {
+		return "", roles, times, false
 	}
-	return string(out), times, true
+	return string(out), roles, times, true
 }
 
 // parseStamp reads a time that encoding/json writes for a UTC time.Time and
@@ -430,7 +493,7 @@ func parseStamp(s []byte) (stamp, bool) {
 }
 
 // expandRequest appends the request of tmpl (compactRequest's) to dst.
-func expandRequest(dst []byte, tmpl string, v recordValues, times [2]stamp) []byte {
+func expandRequest(dst []byte, tmpl string, roles timeRoles, v recordValues, times [2]stamp) []byte {
 	n := 0
 	for {
 		i := strings.IndexByte(tmpl, markByte)
@@ -444,14 +507,19 @@ func expandRequest(dst []byte, tmpl string, v recordValues, times [2]stamp) []by
 			dst = append(dst, v.family...)
 		case markJTI:
 			dst = append(dst, v.jti...)
-		case markIssued:
-			dst = v.issued.time().AppendFormat(dst, time.RFC3339Nano)
-		case markExpires:
-			dst = v.expires.time().AppendFormat(dst, time.RFC3339Nano)
-		case markAuth:
-			dst = v.auth.time().AppendFormat(dst, time.RFC3339Nano)
 		case markTime:
-			dst = times[n].time().AppendFormat(dst, time.RFC3339Nano)
+			var t stamp
+			switch r := roles[n%maxTimeMarks]; r {
+			case roleIssued:
+				t = v.issued
+			case roleExpires:
+				t = v.expires
+			case roleAuth:
+				t = v.auth
+			default:
+				t = times[int(r-roleOwn)%len(times)]
+			}
+			dst = t.time().AppendFormat(dst, time.RFC3339Nano)
 			n++
 		}
 		dst = append(dst, '"')

@@ -95,9 +95,9 @@ func TestCompactRecordsRoundTrip(t *testing.T) {
 	if _, err := s.PruneTokens(ctx, now.Add(100*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if len(s.shapes)+len(s.families)+len(s.famIDs)+len(s.access)+len(s.refresh) != 0 {
-		t.Errorf("after pruning: %d shapes, %d families, %d family ids, %d access, %d refresh tokens",
-			len(s.shapes), len(s.families), len(s.famIDs), len(s.access), len(s.refresh))
+	if len(s.shapes)+len(s.templates)+len(s.families)+len(s.famIDs)+len(s.access)+len(s.refresh) != 0 {
+		t.Errorf("after pruning: %d shapes, %d templates, %d families, %d family ids, %d access, %d refresh tokens",
+			len(s.shapes), len(s.templates), len(s.families), len(s.famIDs), len(s.access), len(s.refresh))
 	}
 }
 
@@ -125,15 +125,17 @@ func TestRequestTemplatesShared(t *testing.T) {
 			t.Fatalf("request %d = %s, %v; want %s", i, got.Request, err, req)
 		}
 	}
-	if len(s.shapes) != 1 {
-		t.Errorf("%d shapes for three tokens of one client, want 1", len(s.shapes))
+	if len(s.shapes) != 1 || len(s.templates) != 1 {
+		t.Errorf("%d shapes and %d templates for three tokens of one client, want 1 and 1", len(s.shapes), len(s.templates))
 	}
 	for _, sh := range s.shapes {
 		if sh.refs != 6 { // three tokens, three families
 			t.Errorf("shape counted %d times, want 6", sh.refs)
 		}
-		if sh.request == "" {
-			t.Error("the requests are kept whole, not as a template")
+	}
+	for _, tmpl := range s.templates {
+		if tmpl.refs != 3 {
+			t.Errorf("template counted %d times, want 3", tmpl.refs)
 		}
 	}
 }
