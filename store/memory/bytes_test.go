@@ -22,7 +22,7 @@ const liveTokens = 20_000
 // BenchmarkTokenBytes reports the heap the in-memory store keeps per live
 // token (B/token), for tokens shaped like the service's: a client-credentials
 // access token (its own family), and a password login's access and refresh
-// token (one family of two).
+// token (one family of two) of 50 users, or of a user per login.
 func BenchmarkTokenBytes(b *testing.B) {
 	b.Run("client_credentials", func(b *testing.B) {
 		benchTokenBytes(b, 0, liveTokens, 1, func(ctx context.Context, s *memory.Store, i int) error {

@@ -13,15 +13,15 @@ import (
 	bff "github.com/openedx/mobile-auth-bff"
 )
 
-// The token records are compact (issue 14: ~950 bytes of heap per live
-// client-credentials token before, about a quarter of it now; see
-// BenchmarkTokenBytes): what many tokens share (client, grant type,
-// scopes, format, DPoP key, the serialized request with the token's own
-// values taken out) is one interned tokenShape, times are Unix
-// nanoseconds, signatures and family ids are fixed-size map keys, and what
-// few tokens have (a JTI, a signature or request of an unusual form) hangs
-// off an extra pointer that is nil otherwise. The store converts at its
-// edge: its methods take and return the bff records as before.
+// The token records are compact (issue 14; BenchmarkTokenBytes: ~1,000
+// bytes of heap per live token before, ~300 now): what many tokens share
+// (client, grant type, scopes, format, DPoP key) is one interned
+// tokenShape, their serialized request with the token's own values taken
+// out one interned reqTemplate, times are Unix nanoseconds, signatures and
+// family ids fixed-size map keys, and what few tokens have (a JTI, a
+// signature, family id or request of an unusual form) hangs off an extra
+// pointer that is nil otherwise. The store converts at its edge: its
+// methods take and return the bff records as before.
 
 // stamp is a time as Unix nanoseconds; zeroStamp is the zero time, and
 // for the times that may be unset (a revocation, a rotation) 0 is a nil
