@@ -671,8 +671,10 @@ func requestOf(tmpl *reqTemplate, roles timeRoles, extra *tokenExtra, v recordVa
 	return expandRequest(make([]byte, 0, n), tmpl.text, roles, v, times)
 }
 
-func accessToken(k sigKey, r accessRec) bff.AccessToken {
-	t := bff.AccessToken{Signature: r.extra.sig(k), FamilyID: r.extra.family(r.fam), JTI: r.extra.jtiOf(),
+// accessToken is r, stored under key k of signature sig, as a
+// bff.AccessToken.
+func accessToken(sig string, r accessRec) bff.AccessToken {
+	t := bff.AccessToken{Signature: sig, FamilyID: r.extra.family(r.fam), JTI: r.extra.jtiOf(),
 		Format: r.shape.format, ClientID: r.shape.client, UserID: r.userID, GrantType: r.shape.grant,
 		Scopes: slices.Clone(r.shape.scopes), IssuedAt: r.issued.time(), ExpiresAt: r.expires.time(),
 		AuthTime: r.auth.time(), RevokedAt: r.revoked.ptr(), JKT: r.shape.jkt}
@@ -680,8 +682,9 @@ func accessToken(k sigKey, r accessRec) bff.AccessToken {
 	return t
 }
 
-// refreshToken is r as a bff.RefreshToken; f is its family.
-func refreshToken(k sigKey, r refreshRec, f famRec) bff.RefreshToken {
+// refreshToken is r, of signature sig, as a bff.RefreshToken; f is its
+// family.
+func refreshToken(sig string, r refreshRec, f famRec) bff.RefreshToken {
 	auth := f.auth
 	if r.extra != nil && r.extra.ownAuth {
 		auth = r.extra.auth
@@ -689,7 +692,7 @@ func refreshToken(k sigKey, r refreshRec, f famRec) bff.RefreshToken {
 	if r.revoked == 0 {
 		r.revoked = f.revoked
 	}
-	t := bff.RefreshToken{Signature: r.extra.sig(k), FamilyID: r.extra.family(r.fam),
+	t := bff.RefreshToken{Signature: sig, FamilyID: r.extra.family(r.fam),
 		AccessSignature: r.extra.accessSig(r.access), ClientID: r.shape.client, UserID: r.userID,
 		GrantType: r.shape.grant, Scopes: slices.Clone(r.shape.scopes), IssuedAt: r.issued.time(),
 		ExpiresAt: r.expires.time(), AuthTime: auth.time(), RotatedAt: r.rotated.ptr(), RevokedAt: r.revoked.ptr(),
@@ -758,30 +761,31 @@ func (s *Store) revokeFamilyLocked(id string, at time.Time) {
 func (s *Store) GetAccessToken(_ context.Context, signature string) (bff.AccessToken, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	k, r, ok := s.accessLocked(signature)
+	_, r, ok := s.accessLocked(signature)
 	if !ok {
 		return bff.AccessToken{}, fmt.Errorf("access token: %w", bff.ErrNotFound)
 	}
-	return s.withFamilyLocked(k, r), nil
+	return s.withFamilyLocked(signature, r), nil
 }
 
-// withFamilyLocked is r as a bff.AccessToken, revoked when its family is.
-func (s *Store) withFamilyLocked(k sigKey, r accessRec) bff.AccessToken {
+// withFamilyLocked is r, of signature sig, as a bff.AccessToken, revoked
+// when its family is.
+func (s *Store) withFamilyLocked(sig string, r accessRec) bff.AccessToken {
 	if r.revoked == 0 {
 		r.revoked = s.families[r.fam].revoked
 	}
-	return accessToken(k, r)
+	return accessToken(sig, r)
 }
 
 // GetRefreshToken returns a refresh token by signature.
 func (s *Store) GetRefreshToken(_ context.Context, signature string) (bff.RefreshToken, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	k, r, ok := s.refreshLocked(signature)
+	_, r, ok := s.refreshLocked(signature)
 	if !ok {
 		return bff.RefreshToken{}, fmt.Errorf("refresh token: %w", bff.ErrNotFound)
 	}
-	return refreshToken(k, r, s.families[r.fam]), nil
+	return refreshToken(signature, r, s.families[r.fam]), nil
 }
 
 // IsJTIRevoked reports whether jti is on the revoked list.
@@ -953,7 +957,7 @@ func (s *Store) GetAccessTokenByJTI(ctx context.Context, jti string) (bff.Access
 	if !ok {
 		return bff.AccessToken{}, fmt.Errorf("access token: %w", bff.ErrNotFound)
 	}
-	return s.withFamilyLocked(k, r), nil
+	return s.withFamilyLocked(r.extra.sig(k), r), nil
 }
 
 // --- login throttle ---
