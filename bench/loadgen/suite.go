@@ -70,7 +70,7 @@ func parseSuiteFlags(args []string, out io.Writer) (suiteConfig, error) {
 	fs.IntVar(&cfg.logins, "logins", 100, "logins before the after-login RSS reading")
 	fs.DurationVar(&cfg.boundTime, "bound-time", 3*time.Second, "how long each bound is measured (smoke: 300ms)")
 	fs.StringVar(&cfg.bin, "bin", "", "a built mobile-auth-bff to run (default: build ./cmd/mobile-auth-bff)")
-	only := fs.String("only", "", "run only the scenarios whose name matches this regexp, and skip the RSS and bytes-per-token readings (for before/after runs of a change; the report then goes to a temp file unless -out is given)")
+	only := fs.String("only", "", "run only the scenarios whose name matches this regexp, and skip the RSS readings and the bytes-per-token reading unless the regexp matches \"bytes per token\" (for before/after runs of a change; the report then goes to a temp file unless -out is given)")
 	fs.StringVar(&cfg.baseline, "baseline", "", "a git revision (commit, tag, branch) to build and measure too, interleaved scenario by scenario on its own database, for a before/after table")
 	fs.StringVar(&cfg.stores, "store", "", "run only this store: memory or postgres (default: both when -database-url is set)")
 	if err := fs.Parse(args); err != nil {
@@ -394,6 +394,18 @@ func runSuite(ctx context.Context, args []string, stdout io.Writer) error {
 			sr.Rows = append(sr.Rows, r)
 		}
 		if cfg.only != nil {
+			if store == "memory" && cfg.only.MatchString(tokenBytesReading) {
+				if before != nil {
+					if err := measureTokenBytes(ctx, cfg, baseBin, serviceEnv(store, baseDB), before, logf); err != nil {
+						logf("%-9s baseline %s: %v", store, tokenBytesReading, err)
+						before.Failed = append(before.Failed, tokenBytesReading+": "+oneLine(err))
+					}
+				}
+				if err := measureTokenBytes(ctx, cfg, bin, env, &sr, logf); err != nil {
+					logf("%-9s %s: %v", store, tokenBytesReading, err)
+					sr.Failed = append(sr.Failed, tokenBytesReading+": "+oneLine(err))
+				}
+			}
 			sr.Before = before
 			rep.Stores = append(rep.Stores, sr)
 			continue
@@ -405,8 +417,8 @@ func runSuite(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 			if store == "memory" {
 				if err := measureTokenBytes(ctx, cfg, bin, env, sr, logf); err != nil {
-					logf("%-9s bytes per token: %v", label, err)
-					sr.Failed = append(sr.Failed, "bytes per token: "+oneLine(err))
+					logf("%-9s %s: %v", label, tokenBytesReading, err)
+					sr.Failed = append(sr.Failed, tokenBytesReading+": "+oneLine(err))
 				}
 			}
 		}
@@ -541,6 +553,10 @@ func measureRSS(ctx context.Context, cfg suiteConfig, bin string, env []string, 
 	logf("%-9s RSS idle %.1f MiB, after %d logins and %s idle %.1f MiB", sr.Store, mib(sr.RSSIdle), cfg.logins, cfg.idleWait, mib(sr.RSSAfterLogin))
 	return nil
 }
+
+// tokenBytesReading names the bytes-per-token reading for -only, which runs
+// it alone when it matches (with the ceiling scenario, as always).
+const tokenBytesReading = "bytes per token"
 
 // measureTokenBytes issues cfg.tokens opaque tokens to a fresh in-memory
 // process and divides the RSS growth by them.

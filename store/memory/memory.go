@@ -20,21 +20,26 @@ var _ store.Store = (*Store)(nil)
 
 // Store is an in-memory store.Store.
 type Store struct {
-	mu          sync.RWMutex
-	clients     map[string]bff.Client
-	users       map[int64]bff.User
-	logins      map[string]int64 // bff.LoginKey of every username and email → user id
-	nextUserID  int64
-	audit       []bff.AuditEvent
-	keys        map[string]bff.SigningKey
-	families    map[string]bff.TokenFamily
-	access      map[string]bff.AccessToken
-	refresh     map[string]bff.RefreshToken
+	mu         sync.RWMutex
+	clients    map[string]bff.Client
+	users      map[int64]bff.User
+	logins     map[string]int64 // bff.LoginKey of every username and email → user id
+	nextUserID int64
+	audit      []bff.AuditEvent
+	keys       map[string]bff.SigningKey
+	// The tokens and their families, in compact records (records.go).
+	families    map[famKey]famRec
+	famIDs      map[famKey]string // the ids of the families whose key is hashed
+	access      map[sigKey]accessRec
+	refresh     map[sigKey]refreshRec
+	shapes      map[shapeKey]*tokenShape
+	templates   map[string]*reqTemplate
+	scratch     []byte // compactRequest's
 	revokedJTIs map[string]time.Time
 	maxTokens   int       // 0: no cap (Options.MaxTokens)
 	lastPrune   time.Time // the last pruning at the cap, at most one a second
 	sessions    map[string]memSession
-	jtis        map[string]string // jti → signature of the JWT's record
+	jtis        map[string]sigKey // jti → the key of the JWT's record
 	failures    map[string]failureWindow
 	identities  map[identityKey]bff.Identity
 	idempotency map[idempotencyID]bff.IdempotencyRecord
@@ -82,12 +87,16 @@ func NewWith(opts Options) *Store {
 		users:       map[int64]bff.User{},
 		logins:      map[string]int64{},
 		keys:        map[string]bff.SigningKey{},
-		families:    map[string]bff.TokenFamily{},
-		access:      map[string]bff.AccessToken{},
-		refresh:     map[string]bff.RefreshToken{},
+		families:    map[famKey]famRec{},
+		famIDs:      map[famKey]string{},
+		access:      map[sigKey]accessRec{},
+		refresh:     map[sigKey]refreshRec{},
+		shapes:      map[shapeKey]*tokenShape{},
+		templates:   map[string]*reqTemplate{},
+		scratch:     make([]byte, 0, 1024),
 		revokedJTIs: map[string]time.Time{},
 		sessions:    map[string]memSession{},
-		jtis:        map[string]string{},
+		jtis:        map[string]sigKey{},
 		failures:    map[string]failureWindow{},
 		identities:  map[identityKey]bff.Identity{},
 		idempotency: map[idempotencyID]bff.IdempotencyRecord{},
@@ -165,20 +174,19 @@ func (s *Store) DeleteClient(_ context.Context, id string) error {
 		return fmt.Errorf("client %q: %w", id, bff.ErrNotFound)
 	}
 	delete(s.clients, id)
-	for sig, t := range s.access {
-		if t.ClientID == id {
-			delete(s.access, sig)
-			delete(s.jtis, t.JTI)
+	for k, t := range s.access {
+		if t.shape.client == id {
+			s.dropAccessLocked(k, t)
 		}
 	}
-	for sig, t := range s.refresh {
-		if t.ClientID == id {
-			delete(s.refresh, sig)
+	for k, t := range s.refresh {
+		if t.shape.client == id {
+			s.dropRefreshLocked(k, t)
 		}
 	}
-	for fid, f := range s.families {
-		if f.ClientID == id {
-			delete(s.families, fid)
+	for k, f := range s.families {
+		if f.shape.client == id {
+			s.dropFamilyLocked(k, f)
 		}
 	}
 	for sig, c := range s.codes {
@@ -313,9 +321,9 @@ func (s *Store) auditLocked(userID int64, action, actor string, at time.Time) {
 }
 
 func (s *Store) revokeUserLocked(userID int64, at time.Time) {
-	for id, f := range s.families {
-		if f.UserID == userID {
-			s.revokeFamilyLocked(id, at)
+	for k, f := range s.families {
+		if f.userID == userID {
+			s.revokeFamilyLocked(s.familyID(k), at)
 		}
 	}
 	for id, sess := range s.sessions {
@@ -415,30 +423,30 @@ func (s *Store) ApplyTokenOps(_ context.Context, ops []store.TokenOp) error {
 	for _, op := range ops {
 		switch op := op.(type) {
 		case store.CreateAccessToken:
-			t := cloneAccess(op.Token)
-			s.ensureFamilyLocked(t.FamilyID, t.ClientID, t.UserID, t.GrantType, t.AuthenticatedAt(), t.IssuedAt)
-			s.access[t.Signature] = t
-			if t.JTI != "" {
-				s.jtis[t.JTI] = t.Signature
-			}
+			s.putAccessLocked(op.Token)
 		case store.CreateRefreshToken:
-			t := cloneRefresh(op.Token)
-			s.ensureFamilyLocked(t.FamilyID, t.ClientID, t.UserID, t.GrantType, t.AuthenticatedAt(), t.IssuedAt)
-			s.refresh[t.Signature] = t
+			s.putRefreshLocked(op.Token)
 		case store.MarkRefreshRotated:
-			t := s.refresh[op.Signature]
-			stamp(&t.RotatedAt, op.At)
-			s.refresh[op.Signature] = t
+			if k, r, ok := s.refreshLocked(op.Signature); ok && r.rotated == 0 {
+				r.rotated = setStamp(op.At)
+				s.refresh[k] = r
+			}
 		case store.RevokeRefreshToken:
-			t := s.refresh[op.Signature]
-			stamp(&t.RevokedAt, op.At)
-			s.refresh[op.Signature] = t
+			if k, r, ok := s.refreshLocked(op.Signature); ok && r.revoked == 0 {
+				r.revoked = setStamp(op.At)
+				s.refresh[k] = r
+			}
 		case store.RevokeAccessToken:
-			t := s.access[op.Signature]
-			stamp(&t.RevokedAt, op.At)
-			s.access[op.Signature] = t
-			if t.JTI != "" {
-				s.revokedJTIs[t.JTI] = t.ExpiresAt
+			k, r, ok := s.accessLocked(op.Signature)
+			if !ok {
+				continue
+			}
+			if r.revoked == 0 {
+				r.revoked = setStamp(op.At)
+				s.access[k] = r
+			}
+			if jti := r.extra.jtiOf(); jti != "" {
+				s.revokedJTIs[jti] = r.expires.time()
 			}
 		case store.RevokeJTI:
 			s.revokedJTIs[op.JTI] = op.ExpiresAt
@@ -459,7 +467,7 @@ func (s *Store) ApplyTokenOps(_ context.Context, ops []store.TokenOp) error {
 // checkFamilyLocked fetches a token's family (or, for a new one, the auth
 // time of the token) and its user, and asks bff.TokenFamily.MayIssue.
 func (s *Store) checkFamilyLocked(familyID string, userID int64, auth time.Time) error {
-	f, ok := s.families[familyID]
+	f, ok := s.tokenFamilyLocked(familyID)
 	if !ok {
 		f = bff.TokenFamily{ID: familyID, UserID: userID, AuthTime: auth}
 	}
@@ -494,7 +502,7 @@ func (s *Store) checkOpsLocked(ops []store.TokenOp) error {
 		switch op := op.(type) {
 		case store.CreateAccessToken:
 			sig := op.Token.Signature
-			if _, ok := s.access[sig]; ok || createdAccess[sig] {
+			if _, _, ok := s.accessLocked(sig); ok || createdAccess[sig] {
 				return fmt.Errorf("access token: %w", bff.ErrConflict)
 			}
 			if err := s.checkIncarnationLocked(op.Token.ClientID, op.ClientIncarnation); err != nil {
@@ -506,7 +514,7 @@ func (s *Store) checkOpsLocked(ops []store.TokenOp) error {
 			createdAccess[sig] = true
 		case store.CreateRefreshToken:
 			sig := op.Token.Signature
-			if _, ok := s.refresh[sig]; ok || createdRefresh[sig] {
+			if _, _, ok := s.refreshLocked(sig); ok || createdRefresh[sig] {
 				return fmt.Errorf("refresh token: %w", bff.ErrConflict)
 			}
 			if err := s.checkIncarnationLocked(op.Token.ClientID, op.ClientIncarnation); err != nil {
@@ -517,15 +525,15 @@ func (s *Store) checkOpsLocked(ops []store.TokenOp) error {
 			}
 			createdRefresh[sig] = true
 		case store.MarkRefreshRotated:
-			if _, ok := s.refresh[op.Signature]; !ok && !createdRefresh[op.Signature] {
+			if _, _, ok := s.refreshLocked(op.Signature); !ok && !createdRefresh[op.Signature] {
 				return fmt.Errorf("refresh token: %w", bff.ErrNotFound)
 			}
 		case store.RevokeRefreshToken:
-			if _, ok := s.refresh[op.Signature]; !ok && !createdRefresh[op.Signature] {
+			if _, _, ok := s.refreshLocked(op.Signature); !ok && !createdRefresh[op.Signature] {
 				return fmt.Errorf("refresh token: %w", bff.ErrNotFound)
 			}
 		case store.RevokeAccessToken:
-			if _, ok := s.access[op.Signature]; !ok && !createdAccess[op.Signature] {
+			if _, _, ok := s.accessLocked(op.Signature); !ok && !createdAccess[op.Signature] {
 				return fmt.Errorf("access token: %w", bff.ErrNotFound)
 			}
 		case store.RedeemAuthorizationCode:
@@ -545,11 +553,188 @@ func (s *Store) checkOpsLocked(ops []store.TokenOp) error {
 	return nil
 }
 
-func (s *Store) ensureFamilyLocked(id, clientID string, userID int64, grant string, auth, at time.Time) {
-	if _, ok := s.families[id]; ok {
+// accessLocked finds the access token with signature sig.
+func (s *Store) accessLocked(sig string) (sigKey, accessRec, bool) {
+	k, hashed := sigKeyOf(sig)
+	r, ok := s.access[k]
+	return k, r, ok && r.extra.is(sig, hashed)
+}
+
+// refreshLocked finds the refresh token with signature sig.
+func (s *Store) refreshLocked(sig string) (sigKey, refreshRec, bool) {
+	k, hashed := sigKeyOf(sig)
+	r, ok := s.refresh[k]
+	return k, r, ok && r.extra.is(sig, hashed)
+}
+
+// familyLocked finds the family with id.
+func (s *Store) familyLocked(id string) (famKey, famRec, bool) {
+	k, hashed := famKeyOf(id)
+	f, ok := s.families[k]
+	if ok && (hashed || len(s.famIDs) > 0) {
+		stored, isHashed := s.famIDs[k]
+		ok = isHashed == hashed && (!hashed || stored == id)
+	}
+	return k, f, ok
+}
+
+// tokenFamilyLocked is the family with id, as the rules of the root package
+// take it.
+func (s *Store) tokenFamilyLocked(id string) (bff.TokenFamily, bool) {
+	_, f, ok := s.familyLocked(id)
+	if !ok {
+		return bff.TokenFamily{}, false
+	}
+	return bff.TokenFamily{ID: id, ClientID: f.shape.client, UserID: f.userID, AuthTime: f.auth.time(),
+		RevokedAt: f.revoked.ptr()}, true
+}
+
+// putAccessLocked stores t in its compact form.
+func (s *Store) putAccessLocked(t bff.AccessToken) {
+	k, hashed := sigKeyOf(t.Signature)
+	fam, hashedFamily := famKeyOf(t.FamilyID)
+	r := accessRec{userID: t.UserID, issued: stampOf(t.IssuedAt), expires: stampOf(t.ExpiresAt), auth: stampOf(t.AuthTime),
+		revoked: setStampOf(t.RevokedAt), fam: fam}
+	extra := tokenExtra{jti: t.JTI}
+	if hashed {
+		extra.signature, extra.hashedSig = t.Signature, true
+	}
+	if hashedFamily {
+		extra.familyID, extra.hashedFamily = t.FamilyID, true
+	}
+	var roles timeRoles
+	r.tmpl, roles = s.compactLocked(t.Request, recordValues{t.FamilyID, t.JTI, r.issued, r.expires, r.auth}, &r.reqTimes, &extra)
+	r.shape = s.internShape(shapeKey{client: t.ClientID, grant: t.GrantType, format: t.Format, scopes: packScopes(t.Scopes),
+		jkt: t.JKT, roles: roles}, t.Scopes)
+	r.extra = extra.orNil()
+	s.ensureFamilyLocked(t.FamilyID, fam, hashedFamily, r.shape, t.UserID, t.AuthenticatedAt())
+	s.access[k] = r
+	if t.JTI != "" {
+		s.jtis[t.JTI] = k
+	}
+}
+
+// putRefreshLocked stores t in its compact form.
+func (s *Store) putRefreshLocked(t bff.RefreshToken) {
+	k, hashed := sigKeyOf(t.Signature)
+	access, hashedAccess := sigKeyOf(t.AccessSignature)
+	fam, hashedFamily := famKeyOf(t.FamilyID)
+	r := refreshRec{userID: t.UserID, issued: stampOf(t.IssuedAt), expires: stampOf(t.ExpiresAt),
+		revoked: setStampOf(t.RevokedAt), rotated: setStampOf(t.RotatedAt), fam: fam, access: access}
+	var extra tokenExtra
+	if hashed {
+		extra.signature, extra.hashedSig = t.Signature, true
+	}
+	if hashedAccess {
+		extra.accessSignature, extra.hashedAccess = t.AccessSignature, true
+	}
+	if hashedFamily {
+		extra.familyID, extra.hashedFamily = t.FamilyID, true
+	}
+	auth := stampOf(t.AuthTime)
+	var roles timeRoles
+	r.tmpl, roles = s.compactLocked(t.Request, recordValues{family: t.FamilyID, issued: r.issued, expires: r.expires, auth: auth}, &r.reqTimes, &extra)
+	r.shape = s.internShape(shapeKey{client: t.ClientID, grant: t.GrantType, scopes: packScopes(t.Scopes),
+		jkt: t.JKT, roles: roles}, t.Scopes)
+	s.ensureFamilyLocked(t.FamilyID, fam, hashedFamily, r.shape, t.UserID, t.AuthenticatedAt())
+	if auth != s.families[fam].auth {
+		extra.auth, extra.ownAuth = auth, true
+	}
+	r.extra = extra.orNil()
+	s.refresh[k] = r
+}
+
+// compactLocked is the interned template of req (compactRequest) and the
+// roles of its time marks, its own times in times; or nil with req kept
+// whole in extra.
+func (s *Store) compactLocked(req []byte, v recordValues, times *[2]stamp, extra *tokenExtra) (*reqTemplate, timeRoles) {
+	if len(req) == 0 {
+		return nil, timeRoles{}
+	}
+	text, roles, ts, ok := compactRequest(req, v, s.scratch)
+	if !ok {
+		extra.request = slices.Clone(req)
+		return nil, timeRoles{}
+	}
+	*times = ts
+	return s.internTemplate(text), roles
+}
+
+// requestOf is the serialized request of a record.
+func requestOf(tmpl *reqTemplate, roles timeRoles, extra *tokenExtra, v recordValues, times [2]stamp) []byte {
+	switch {
+	case extra != nil && extra.request != nil:
+		return slices.Clone(extra.request)
+	case tmpl == nil:
+		return nil
+	}
+	// Each mark stands for a quoted time (at most 37 bytes), family id or JTI.
+	n := len(tmpl.text) + tmpl.marks*(max(len(time.RFC3339Nano), len(v.family), len(v.jti))+2)
+	return expandRequest(make([]byte, 0, n), tmpl.text, roles, v, times)
+}
+
+// accessToken is r, stored under key k of signature sig, as a
+// bff.AccessToken.
+func accessToken(sig string, r accessRec) bff.AccessToken {
+	t := bff.AccessToken{Signature: sig, FamilyID: r.extra.family(r.fam), JTI: r.extra.jtiOf(),
+		Format: r.shape.format, ClientID: r.shape.client, UserID: r.userID, GrantType: r.shape.grant,
+		Scopes: slices.Clone(r.shape.scopes), IssuedAt: r.issued.time(), ExpiresAt: r.expires.time(),
+		AuthTime: r.auth.time(), RevokedAt: r.revoked.ptr(), JKT: r.shape.jkt}
+	t.Request = requestOf(r.tmpl, r.shape.roles, r.extra, recordValues{t.FamilyID, t.JTI, r.issued, r.expires, r.auth}, r.reqTimes)
+	return t
+}
+
+// refreshToken is r, of signature sig, as a bff.RefreshToken; f is its
+// family.
+func refreshToken(sig string, r refreshRec, f famRec) bff.RefreshToken {
+	auth := f.auth
+	if r.extra != nil && r.extra.ownAuth {
+		auth = r.extra.auth
+	}
+	if r.revoked == 0 {
+		r.revoked = f.revoked
+	}
+	t := bff.RefreshToken{Signature: sig, FamilyID: r.extra.family(r.fam),
+		AccessSignature: r.extra.accessSig(r.access), ClientID: r.shape.client, UserID: r.userID,
+		GrantType: r.shape.grant, Scopes: slices.Clone(r.shape.scopes), IssuedAt: r.issued.time(),
+		ExpiresAt: r.expires.time(), AuthTime: auth.time(), RotatedAt: r.rotated.ptr(), RevokedAt: r.revoked.ptr(),
+		JKT: r.shape.jkt}
+	t.Request = requestOf(r.tmpl, r.shape.roles, r.extra, recordValues{family: t.FamilyID, issued: r.issued, expires: r.expires, auth: auth}, r.reqTimes)
+	return t
+}
+
+// ensureFamilyLocked stores the family of a token being stored unless it
+// exists.
+func (s *Store) ensureFamilyLocked(id string, k famKey, hashed bool, sh *tokenShape, userID int64, auth time.Time) {
+	if _, _, ok := s.familyLocked(id); ok {
 		return
 	}
-	s.families[id] = bff.TokenFamily{ID: id, ClientID: clientID, UserID: userID, GrantType: grant, AuthTime: auth, CreatedAt: at}
+	sh.refs++
+	s.families[k] = famRec{shape: sh, userID: userID, auth: stampOf(auth)}
+	if hashed {
+		s.famIDs[k] = id
+	}
+}
+
+func (s *Store) dropAccessLocked(k sigKey, r accessRec) {
+	delete(s.access, k)
+	if jti := r.extra.jtiOf(); jti != "" {
+		delete(s.jtis, jti)
+	}
+	s.releaseShape(r.shape)
+	s.releaseTemplate(r.tmpl)
+}
+
+func (s *Store) dropRefreshLocked(k sigKey, r refreshRec) {
+	delete(s.refresh, k)
+	s.releaseShape(r.shape)
+	s.releaseTemplate(r.tmpl)
+}
+
+func (s *Store) dropFamilyLocked(k famKey, f famRec) {
+	delete(s.families, k)
+	delete(s.famIDs, k)
+	s.releaseShape(f.shape)
 }
 
 func (s *Store) revokeFamilyLocked(id string, at time.Time) {
@@ -558,17 +743,18 @@ func (s *Store) revokeFamilyLocked(id string, at time.Time) {
 			delete(s.sessions, sid)
 		}
 	}
-	f, ok := s.families[id]
+	k, f, ok := s.familyLocked(id)
 	if !ok {
 		return
 	}
-	if f.RevokedAt == nil {
-		f.RevokedAt = &at
-		s.families[id] = f
+	if f.revoked == 0 {
+		f.revoked = setStamp(at)
+		s.families[k] = f
 	}
+	now := stampOf(at)
 	for _, t := range s.access {
-		if t.FamilyID == id && t.JTI != "" && t.ExpiresAt.After(at) {
-			s.revokedJTIs[t.JTI] = t.ExpiresAt
+		if jti := t.extra.jtiOf(); t.fam == k && jti != "" && t.expires > now {
+			s.revokedJTIs[jti] = t.expires.time()
 		}
 	}
 }
@@ -577,30 +763,31 @@ func (s *Store) revokeFamilyLocked(id string, at time.Time) {
 func (s *Store) GetAccessToken(_ context.Context, signature string) (bff.AccessToken, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	t, ok := s.access[signature]
+	_, r, ok := s.accessLocked(signature)
 	if !ok {
 		return bff.AccessToken{}, fmt.Errorf("access token: %w", bff.ErrNotFound)
 	}
-	t = cloneAccess(t)
-	if t.RevokedAt == nil {
-		t.RevokedAt = s.families[t.FamilyID].RevokedAt
+	return s.withFamilyLocked(signature, r), nil
+}
+
+// withFamilyLocked is r, of signature sig, as a bff.AccessToken, revoked
+// when its family is.
+func (s *Store) withFamilyLocked(sig string, r accessRec) bff.AccessToken {
+	if r.revoked == 0 {
+		r.revoked = s.families[r.fam].revoked
 	}
-	return t, nil
+	return accessToken(sig, r)
 }
 
 // GetRefreshToken returns a refresh token by signature.
 func (s *Store) GetRefreshToken(_ context.Context, signature string) (bff.RefreshToken, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	t, ok := s.refresh[signature]
+	_, r, ok := s.refreshLocked(signature)
 	if !ok {
 		return bff.RefreshToken{}, fmt.Errorf("refresh token: %w", bff.ErrNotFound)
 	}
-	t = cloneRefresh(t)
-	if t.RevokedAt == nil {
-		t.RevokedAt = s.families[t.FamilyID].RevokedAt
-	}
-	return t, nil
+	return refreshToken(signature, r, s.families[r.fam]), nil
 }
 
 // IsJTIRevoked reports whether jti is on the revoked list.
@@ -664,28 +851,31 @@ func (s *Store) roomLocked(ops []store.TokenOp) error {
 // records it deleted.
 func (s *Store) pruneLocked(before time.Time) int64 {
 	var n int64
-	for sig, t := range s.access {
-		if t.ExpiresAt.Before(before) {
-			delete(s.access, sig)
-			delete(s.jtis, t.JTI)
+	// A token expired before before: its expiry, a stamp, is below
+	// before's (stamps order like the times, which they keep to the
+	// nanosecond).
+	cut := stampOf(before)
+	for k, t := range s.access {
+		if t.expires < cut {
+			s.dropAccessLocked(k, t)
 			n++
 		}
 	}
-	live := map[string]bool{}
-	for sig, t := range s.refresh {
-		if t.ExpiresAt.Before(before) {
-			delete(s.refresh, sig)
+	live := map[famKey]bool{}
+	for k, t := range s.refresh {
+		if t.expires < cut {
+			s.dropRefreshLocked(k, t)
 			n++
 			continue
 		}
-		live[t.FamilyID] = true
+		live[t.fam] = true
 	}
 	for _, t := range s.access {
-		live[t.FamilyID] = true
+		live[t.fam] = true
 	}
-	for id := range s.families {
-		if !live[id] {
-			delete(s.families, id)
+	for k, f := range s.families {
+		if !live[k] {
+			s.dropFamilyLocked(k, f)
 			n++
 		}
 	}
@@ -698,18 +888,6 @@ func (s *Store) pruneLocked(before time.Time) int64 {
 		}
 	}
 	return n
-}
-
-func cloneAccess(t bff.AccessToken) bff.AccessToken {
-	t.Scopes = slices.Clone(t.Scopes)
-	t.Request = slices.Clone(t.Request)
-	return t
-}
-
-func cloneRefresh(t bff.RefreshToken) bff.RefreshToken {
-	t.Scopes = slices.Clone(t.Scopes)
-	t.Request = slices.Clone(t.Request)
-	return t
 }
 
 // --- sessions ---
@@ -731,7 +909,7 @@ func (s *Store) EnsureSession(_ context.Context, sess bff.Session) (bff.Session,
 		return bff.Session{}, fmt.Errorf("session user %d: %w", sess.UserID, bff.ErrNotFound)
 	}
 	var family *bff.TokenFamily
-	if f, ok := s.families[sess.FamilyID]; ok {
+	if f, ok := s.tokenFamilyLocked(sess.FamilyID); ok {
 		family = &f
 	}
 	if err := sess.MayOpen(u, family); err != nil {
@@ -772,12 +950,16 @@ func (s *Store) DeleteSession(_ context.Context, id string) error {
 // GetAccessTokenByJTI returns a JWT's record by its id.
 func (s *Store) GetAccessTokenByJTI(ctx context.Context, jti string) (bff.AccessToken, error) {
 	s.mu.RLock()
-	sig, ok := s.jtis[jti]
-	s.mu.RUnlock()
+	defer s.mu.RUnlock()
+	k, ok := s.jtis[jti]
 	if !ok {
 		return bff.AccessToken{}, fmt.Errorf("access token: %w", bff.ErrNotFound)
 	}
-	return s.GetAccessToken(ctx, sig)
+	r, ok := s.access[k]
+	if !ok {
+		return bff.AccessToken{}, fmt.Errorf("access token: %w", bff.ErrNotFound)
+	}
+	return s.withFamilyLocked(r.extra.sig(k), r), nil
 }
 
 // --- login throttle ---
@@ -826,14 +1008,6 @@ func (s *Store) ResetLoginFailures(_ context.Context, key string) error {
 	defer s.mu.Unlock()
 	delete(s.failures, key)
 	return nil
-}
-
-// stamp sets *p to at unless it is set: a rotation or a revocation keeps
-// its first time.
-func stamp(p **time.Time, at time.Time) {
-	if *p == nil {
-		*p = &at
-	}
 }
 
 // pruneExpired deletes the records of m whose expiry (by expires) is

@@ -60,11 +60,12 @@ func (s *Store) CountActiveTokens(_ context.Context, now time.Time) ([]bff.Activ
 		binding string
 	}
 	counts := map[key]int64{}
+	at := stampOf(now)
 	for _, t := range s.access {
-		if !t.ExpiresAt.After(now) || t.RevokedAt != nil || !s.families[t.FamilyID].Alive() {
+		if t.expires <= at || t.revoked != 0 || s.families[t.fam].revoked != 0 {
 			continue
 		}
-		counts[key{t.ClientID, t.Format, bff.BindingOf(t.JKT != "")}]++
+		counts[key{t.shape.client, t.shape.format, bff.BindingOf(t.shape.jkt != "")}]++
 	}
 	out := make([]bff.ActiveTokens, 0, len(counts))
 	for k, n := range counts {

@@ -1,0 +1,141 @@
+package memory
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	bff "github.com/openedx/mobile-auth-bff"
+	"github.com/openedx/mobile-auth-bff/store"
+)
+
+// TestCompactRecordsRoundTrip: whatever form a token's signature, family id,
+// times and request take, the compact records give them back as they were
+// written, and a signature is never found under another's key.
+func TestCompactRecordsRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	s := NewWith(Options{})
+	now := time.Now().UTC()
+	if err := s.CreateClient(ctx, bff.Client{ID: "svc", Name: "svc", TokenType: bff.FormatBearer, CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	hmacSig := strings.Repeat("A", 42) + "Q" // 43 characters of base64url, 32 bytes
+	uuid := "0a1b2c3d-4e5f-4071-8293-a4b5c6d7e8f9"
+	requestAt := now.Add(-time.Millisecond).Format(time.RFC3339Nano)
+	tmplRequest := `{"id":"` + uuid + `","requested_at":"` + requestAt + `","session":{"jti":"jti-1","expires_at":{"access_token":"` +
+		now.Add(time.Hour).Format(time.RFC3339Nano) + `","refresh_token":"` + now.Add(48*time.Hour).Format(time.RFC3339Nano) +
+		`"},"auth_time":"` + now.Add(-time.Minute).Format(time.RFC3339Nano) + `","note":"a \"quoted\" ` + uuid + `"}}`
+	cases := []struct {
+		name    string
+		sig     string
+		family  string
+		request string
+		auth    time.Time
+	}{
+		{"service form", hmacSig, uuid, tmplRequest, now.Add(-time.Minute)},
+		{"three times of the request's own", hmacSig + "x", "1" + uuid[1:], `{"a":"` + requestAt + `","b":"` + requestAt + `","c":"` + requestAt + `"}`, time.Time{}},
+		{"not JSON", "short", "family-1", "\x00\x01 not json \"", time.Time{}},
+		{"unterminated string", strings.Repeat("B", 43), "0A1B2C3D-4E5F-4071-8293-A4B5C6D7E8F9", `{"id":"`, time.Time{}},
+		{"non-canonical base64", strings.Repeat("A", 42) + "B", "", `{"t":"2026-01-02T03:04:05+01:00","u":"1970-01-01T00:00:00Z"}`, time.Time{}},
+		{"empty request", "", uuid[:35] + "g", "", time.Unix(0, 0).UTC()},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := bff.AccessToken{Signature: tc.sig, FamilyID: tc.family, JTI: "jti-1", Format: bff.FormatJWT, ClientID: "svc",
+				UserID: 0, GrantType: bff.GrantClientCredentials, Scopes: []string{"read", "a\x00b"}, IssuedAt: now,
+				ExpiresAt: now.Add(time.Hour), AuthTime: tc.auth, JKT: "thumb", Request: []byte(tc.request)}
+			r := bff.RefreshToken{Signature: tc.sig + "-r", FamilyID: tc.family, AccessSignature: tc.sig, ClientID: "svc",
+				GrantType: bff.GrantClientCredentials, Scopes: []string{"read"}, IssuedAt: now, ExpiresAt: now.Add(48 * time.Hour),
+				AuthTime: tc.auth, Request: []byte(tc.request)}
+			if tc.request == "" {
+				a.Request, r.Request = nil, nil
+			}
+			if i == 0 {
+				rotated := now.Add(time.Second)
+				r.RotatedAt = &rotated
+			}
+			if err := s.ApplyTokenOps(ctx, []store.TokenOp{store.CreateAccessToken{Token: a}, store.CreateRefreshToken{Token: r}}); err != nil {
+				t.Fatal(err)
+			}
+			gotA, err := s.GetAccessToken(ctx, tc.sig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(a, gotA); d != "" {
+				t.Errorf("access token (-want +got):\n%s", d)
+			}
+			gotR, err := s.GetRefreshToken(ctx, tc.sig+"-r")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(r, gotR); d != "" {
+				t.Errorf("refresh token (-want +got):\n%s", d)
+			}
+			if byJTI, err := s.GetAccessTokenByJTI(ctx, "jti-1"); err != nil || byJTI.Signature != tc.sig {
+				t.Errorf("by jti: %q, %v", byJTI.Signature, err)
+			}
+			if err := s.ApplyTokenOps(ctx, []store.TokenOp{store.RevokeFamily{FamilyID: tc.family, At: now}}); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := s.GetAccessToken(ctx, tc.sig); got.RevokedAt == nil {
+				t.Error("the family's revocation does not reach its access token")
+			}
+		})
+	}
+	// The hashed key of a signature is a valid HMAC key of another: that
+	// one finds nothing.
+	k, _ := sigKeyOf("short")
+	if _, err := s.GetAccessToken(ctx, k.string()); err == nil {
+		t.Error("a signature found the record of another whose key is its hash")
+	}
+	// Everything pruned: no shape, family or id is left behind.
+	if _, err := s.PruneTokens(ctx, now.Add(100*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.shapes)+len(s.templates)+len(s.families)+len(s.famIDs)+len(s.access)+len(s.refresh) != 0 {
+		t.Errorf("after pruning: %d shapes, %d templates, %d families, %d family ids, %d access, %d refresh tokens",
+			len(s.shapes), len(s.templates), len(s.families), len(s.famIDs), len(s.access), len(s.refresh))
+	}
+}
+
+// TestRequestTemplatesShared: the requests of a client's tokens share one
+// template, whatever their ids and times.
+func TestRequestTemplatesShared(t *testing.T) {
+	ctx := context.Background()
+	s := NewWith(Options{})
+	now := time.Now().UTC()
+	if err := s.CreateClient(ctx, bff.Client{ID: "svc", Name: "svc", TokenType: bff.FormatBearer, CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		at := now.Add(time.Duration(i) * time.Second)
+		family := "0a1b2c3d-4e5f-4071-8293-a4b5c6d7e8f" + string(rune('0'+i))
+		req := `{"id":"` + family + `","requested_at":"` + at.Format(time.RFC3339Nano) + `","client_id":"svc","session":{"expires_at":{"access_token":"` +
+			at.Add(time.Hour).Format(time.RFC3339Nano) + `"}}}`
+		sig := strings.Repeat("A", 41) + string(rune('A'+i)) + "A"
+		if err := s.ApplyTokenOps(ctx, []store.TokenOp{store.CreateAccessToken{Token: bff.AccessToken{Signature: sig, FamilyID: family,
+			Format: bff.FormatBearer, ClientID: "svc", GrantType: bff.GrantClientCredentials, IssuedAt: at, ExpiresAt: at.Add(time.Hour),
+			Request: []byte(req)}}}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.GetAccessToken(ctx, sig); err != nil || string(got.Request) != req {
+			t.Fatalf("request %d = %s, %v; want %s", i, got.Request, err, req)
+		}
+	}
+	if len(s.shapes) != 1 || len(s.templates) != 1 {
+		t.Errorf("%d shapes and %d templates for three tokens of one client, want 1 and 1", len(s.shapes), len(s.templates))
+	}
+	for _, sh := range s.shapes {
+		if sh.refs != 6 { // three tokens, three families
+			t.Errorf("shape counted %d times, want 6", sh.refs)
+		}
+	}
+	for _, tmpl := range s.templates {
+		if tmpl.refs != 3 {
+			t.Errorf("template counted %d times, want 3", tmpl.refs)
+		}
+	}
+}
