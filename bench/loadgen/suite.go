@@ -142,11 +142,11 @@ type suiteScenario struct {
 // (BFF_MEMORY_MAX_TOKENS, 100 000) as a deployment would; with tokens that
 // live minutes or hours a 15 s run at thousands of tokens a second reaches
 // the cap and is answered 503, which measures the cap, not issuance. Tokens
-// of 5 s (refresh tokens 10 s) expire while the run goes on, and the store
+// (and refresh tokens) of 5 s expire while the run goes on, and the store
 // prunes the expired ones when it reaches the cap: the run measures
 // issuance at the steady state of a store at its cap, and its peak RSS is
 // that of a full store.
-var memoryIssuanceEnv = []string{"BFF_ACCESS_TOKEN_TTL=5s", "BFF_REFRESH_TOKEN_TTL=10s"}
+var memoryIssuanceEnv = []string{"BFF_ACCESS_TOKEN_TTL=5s", "BFF_REFRESH_TOKEN_TTL=5s"}
 
 // scenarioEnv is a scenario's service environment on a store.
 func scenarioEnv(store string, env []string, sc suiteScenario) []string {
