@@ -42,3 +42,15 @@ func TestHashMemory(t *testing.T) {
 	none.begin()
 	none.end()
 }
+
+func TestHashMemoryCollectsAfterEachCheck(t *testing.T) {
+	var collected int
+	h := &hashMemory{quiet: time.Hour, free: func() {}, collect: func() { collected++ }}
+	h.begin()
+	h.begin()
+	h.end() // another check is still in flight: its finished 19 MiB is collected now
+	h.end()
+	if collected != 2 {
+		t.Errorf("collected %d times for 2 checks, want 2", collected)
+	}
+}

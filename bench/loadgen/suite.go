@@ -51,6 +51,7 @@ type suiteConfig struct {
 	bin         string
 	only        *regexp.Regexp // scenarios to run; nil: all
 	baseline    string         // a git revision to measure beside the tree, scenario by scenario
+	extraEnv    envFlag        // -env KEY=VALUE: added to every service's environment
 	stores      string         // "memory", "postgres" or "" (both when a database is given)
 }
 
@@ -72,6 +73,7 @@ func parseSuiteFlags(args []string, out io.Writer) (suiteConfig, error) {
 	fs.StringVar(&cfg.bin, "bin", "", "a built mobile-auth-bff to run (default: build ./cmd/mobile-auth-bff)")
 	only := fs.String("only", "", "run only the scenarios whose name matches this regexp, and skip the RSS readings and the bytes-per-token reading unless the regexp matches \"bytes per token\" (for before/after runs of a change; the report then goes to a temp file unless -out is given)")
 	fs.StringVar(&cfg.baseline, "baseline", "", "a git revision (commit, tag, branch) to build and measure too, interleaved scenario by scenario on its own database, for a before/after table")
+	fs.Var(&cfg.extraEnv, "env", "KEY=VALUE added to the environment of every service the suite starts (repeatable), e.g. -env GOMEMLIMIT=96MiB")
 	fs.StringVar(&cfg.stores, "store", "", "run only this store: memory or postgres (default: both when -database-url is set)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -147,6 +149,19 @@ type suiteScenario struct {
 // issuance at the steady state of a store at its cap, and its peak RSS is
 // that of a full store.
 var memoryIssuanceEnv = []string{"BFF_ACCESS_TOKEN_TTL=5s", "BFF_REFRESH_TOKEN_TTL=5s"}
+
+// envFlag collects -env KEY=VALUE flags.
+type envFlag []string
+
+func (e *envFlag) String() string { return strings.Join(*e, " ") }
+
+func (e *envFlag) Set(v string) error {
+	if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+		return fmt.Errorf("want KEY=VALUE, got %q", v)
+	}
+	*e = append(*e, v)
+	return nil
+}
 
 // scenarioEnv is a scenario's service environment on a store.
 func scenarioEnv(store string, env []string, sc suiteScenario) []string {
@@ -351,7 +366,7 @@ func runSuite(ctx context.Context, args []string, stdout io.Writer) error {
 		rep.Bounds.CommitC, cfg.concurrency)
 
 	for _, store := range stores {
-		env := serviceEnv(store, dbURL)
+		env := serviceEnv(store, dbURL, cfg.extraEnv)
 		sr := storeReport{Store: store}
 		var before *storeReport
 		if baseBin != "" {
@@ -367,7 +382,7 @@ func runSuite(ctx context.Context, args []string, stdout io.Writer) error {
 			if before != nil {
 				// The baseline first, then the tree: the same minute of the
 				// machine for both.
-				b, err := measureScenario(ctx, cfg, baseBin, scenarioEnv(store, serviceEnv(store, baseDB), sc), store+" (baseline)", sc, logf)
+				b, err := measureScenario(ctx, cfg, baseBin, scenarioEnv(store, serviceEnv(store, baseDB, cfg.extraEnv), sc), store+" (baseline)", sc, logf)
 				if err != nil {
 					logf("%-9s baseline %s: %v", store, sc.name, err)
 					b = row{Scenario: sc.name, Failed: oneLine(err)}
@@ -396,7 +411,7 @@ func runSuite(ctx context.Context, args []string, stdout io.Writer) error {
 		if cfg.only != nil {
 			if store == "memory" && cfg.only.MatchString(tokenBytesReading) {
 				if before != nil {
-					if err := measureTokenBytes(ctx, cfg, baseBin, serviceEnv(store, baseDB), before, logf); err != nil {
+					if err := measureTokenBytes(ctx, cfg, baseBin, serviceEnv(store, baseDB, cfg.extraEnv), before, logf); err != nil {
 						logf("%-9s baseline %s: %v", store, tokenBytesReading, err)
 						before.Failed = append(before.Failed, tokenBytesReading+": "+oneLine(err))
 					}
@@ -423,7 +438,7 @@ func runSuite(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 		}
 		if before != nil {
-			measureMemory(baseBin, serviceEnv(store, baseDB), before, store+" (baseline)")
+			measureMemory(baseBin, serviceEnv(store, baseDB, cfg.extraEnv), before, store+" (baseline)")
 		}
 		measureMemory(bin, env, &sr, store)
 		sr.Before = before
@@ -625,7 +640,7 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func serviceEnv(store, dbURL string) []string {
+func serviceEnv(store, dbURL string, extra []string) []string {
 	env := []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
 		"BFF_ADDR=127.0.0.1:0", "BFF_ADMIN_ADDR=127.0.0.1:0", "BFF_ISSUER=http://127.0.0.1:8080",
@@ -635,7 +650,7 @@ func serviceEnv(store, dbURL string) []string {
 		env = append(env, "BFF_DATABASE_URL="+dbURL)
 	}
 	// The in-memory store keeps its default cap: see memoryIssuanceEnv.
-	return env
+	return append(env, extra...)
 }
 
 // service is a running mobile-auth-bff.
