@@ -199,7 +199,7 @@ func TestDPoPBoundTokens(t *testing.T) {
 					"wrong htm":         func(c *testkit.ProofClaims) { c.HTM = http.MethodPost },
 					"wrong htu":         func(c *testkit.ProofClaims) { c.HTU = testenv.Issuer + "/api/mobile/v0.5/my_user_info" },
 					"other host":        func(c *testkit.ProofClaims) { c.HTU = "https://evil.test/api/me" },
-					"ath of another":    func(c *testkit.ProofClaims) { c.ATH = "x" + c.ATH[1:] },
+					"ath of another":    func(c *testkit.ProofClaims) { c.ATH = otherFirst(c.ATH) },
 					"no ath":            func(c *testkit.ProofClaims) { c.ATH = "" },
 					"no jti":            func(c *testkit.ProofClaims) { c.JTI = "" },
 					"iat too old":       func(c *testkit.ProofClaims) { c.IAT = time.Now().Add(-oauth.DefaultDPoPWindow - 5*time.Second).Unix() },
@@ -416,4 +416,12 @@ func TestDPoPNonceOff(t *testing.T) {
 		key.Proof(t, http.MethodGet, meURL, res["access_token"].(string), "")); rec.Code != http.StatusOK {
 		t.Fatalf("/api/me without nonces: %d %s", rec.Code, rec.Body)
 	}
+}
+
+// otherFirst is s with another first character: a hash that is not s's.
+func otherFirst(s string) string {
+	if s[0] == 'A' {
+		return "B" + s[1:]
+	}
+	return "A" + s[1:]
 }
