@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/labstack/echo/v4"
 
 	"github.com/openedx/mobile-auth-bff/oauth"
@@ -45,14 +46,6 @@ type Metadata struct {
 
 func newMetadata(issuer string) Metadata {
 	base := strings.TrimRight(issuer, "/")
-	algs := make([]string, len(oauth.Algorithms))
-	for i, a := range oauth.Algorithms {
-		algs[i] = string(a)
-	}
-	dpopAlgs := make([]string, len(oauth.DPoPAlgorithms))
-	for i, a := range oauth.DPoPAlgorithms {
-		dpopAlgs[i] = string(a)
-	}
 	return Metadata{
 		Issuer:                           issuer,
 		AuthorizationEndpoint:            base + "/oauth2/authorize",
@@ -68,9 +61,18 @@ func newMetadata(issuer string) Metadata {
 		TokenEndpointAuthMethods:         []string{"client_secret_basic", "client_secret_post", "none"},
 		IntrospectionEndpointAuthMethods: []string{"client_secret_basic", "client_secret_post"},
 		RevocationEndpointAuthMethods:    []string{"client_secret_basic", "client_secret_post", "none"},
-		AccessTokenSigningAlgValues:      algs,
-		DPoPSigningAlgValues:             dpopAlgs,
+		AccessTokenSigningAlgValues:      algNames(oauth.Algorithms),
+		DPoPSigningAlgValues:             algNames(oauth.DPoPAlgorithms),
 	}
+}
+
+// algNames spells algorithms as the metadata and the DPoP challenge list them.
+func algNames(algs []jose.SignatureAlgorithm) []string {
+	names := make([]string, len(algs))
+	for i, a := range algs {
+		names[i] = string(a)
+	}
+	return names
 }
 
 func handleMetadata(issuer string) echo.HandlerFunc {

@@ -37,14 +37,13 @@ func dpopNonce(d *oauth.DPoP) echo.MiddlewareFunc {
 	}
 }
 
+// dpopAlgs are the proof algorithms a DPoP challenge names.
+var dpopAlgs = strings.Join(algNames(oauth.DPoPAlgorithms), " ")
+
 // dpopChallenge is the WWW-Authenticate challenge of a DPoP rejection
 // (RFC 9449 §7.1): the error and the algorithms a proof may use.
 func dpopChallenge(code string) string {
-	algs := make([]string, len(oauth.DPoPAlgorithms))
-	for i, a := range oauth.DPoPAlgorithms {
-		algs[i] = string(a)
-	}
-	return `DPoP error="` + code + `", algs="` + strings.Join(algs, " ") + `"`
+	return `DPoP error="` + code + `", algs="` + dpopAlgs + `"`
 }
 
 // usesDPoP reports whether a rejected request is answered with DPoP's

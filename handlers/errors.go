@@ -249,12 +249,10 @@ var verdicts = []verdict{
 	{err: bff.ErrNonAsymmetricToken, status: http.StatusUnauthorized, code: "non_asymmetric_token", detail: "Only asymmetric jwt are supported.",
 		token: true, edx: http.StatusUnauthorized, appCode: "non_asymmetric_token", message: "Only asymmetric jwt are supported."},
 	// DPoP (RFC 9449 §7.1; at the token endpoint §5 and §8).
-	{err: bff.ErrUseDPoPNonce, status: http.StatusUnauthorized, code: "use_dpop_nonce",
-		detail: "The DPoP proof must carry the server's nonce: retry with a new proof whose nonce is the DPoP-Nonce header of this answer.",
-		token:  true, edx: http.StatusUnauthorized, appCode: "use_dpop_nonce",
+	{err: bff.ErrUseDPoPNonce, status: http.StatusUnauthorized, code: "use_dpop_nonce", detail: useDPoPNonce,
+		token: true, edx: http.StatusUnauthorized, appCode: "use_dpop_nonce",
 		message: "The DPoP proof must carry the server's nonce: retry with the nonce of the DPoP-Nonce header.",
-		oauth:   http.StatusBadRequest, oauthError: "use_dpop_nonce",
-		oauthDesc: "The DPoP proof must carry the server's nonce: retry with a new proof whose nonce is the DPoP-Nonce header of this answer."},
+		oauth:   http.StatusBadRequest, oauthError: "use_dpop_nonce", oauthDesc: useDPoPNonce},
 	{err: bff.ErrInvalidDPoPProof, status: http.StatusUnauthorized, code: "invalid_dpop_proof",
 		token: true, edx: http.StatusUnauthorized, appCode: "invalid_dpop_proof", message: "Invalid DPoP proof.",
 		oauth: http.StatusBadRequest, oauthError: "invalid_dpop_proof"},
@@ -295,6 +293,10 @@ var verdicts = []verdict{
 	{err: errDuplicateParam, oauth: http.StatusBadRequest, oauthError: "invalid_request"},
 	{err: errNotForm, oauth: http.StatusBadRequest, oauthError: "invalid_request"},
 }
+
+// useDPoPNonce is what a client without the server's DPoP nonce is told,
+// at the OAuth endpoints and on the API alike.
+const useDPoPNonce = "The DPoP proof must carry the server's nonce: retry with a new proof whose nonce is the DPoP-Nonce header of this answer."
 
 // lookup returns the first row of verdicts that matches err and answers
 // where answers says.
