@@ -14,7 +14,7 @@ var hashMem = newHashMemory()
 
 // hashMemoryQuiet is how long no password check may run before their
 // memory is given back.
-const hashMemoryQuiet = 2 * time.Second
+const hashMemoryQuiet = 500 * time.Millisecond
 
 // hashMemory gives the memory of password hashes and checks back to the operating
 // system once a burst of them is over. An argon2id check takes 19 MiB,

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime"
 	"testing"
@@ -209,4 +210,66 @@ func BenchmarkClientCredentialsToken(b *testing.B) {
 			n++
 		}
 	})
+}
+
+// defaultCapHeap is the most live heap a store at its default cap may
+// keep: with Go's default collector (GOGC=100) the heap grows to about
+// twice what is live, and the process's peak RSS target (issue 14) is
+// 100 MiB, some 25 MiB of which is the rest of the process.
+const defaultCapHeap = 32 << 20
+
+// TestDefaultCapHeap fills a store of the default cap with its most costly
+// tokens (password logins, every family its own user, so that no request
+// template is shared) and checks that it then refuses more and that what
+// it keeps fits defaultCapHeap.
+func TestDefaultCapHeap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fills a store of the default cap")
+	}
+	ctx := context.Background()
+	s := memory.New()
+	now := time.Now().UTC()
+	c := bff.Client{ID: "bench-mobile", Name: "bench-mobile", Public: true, TokenType: bff.FormatBearer,
+		GrantTypes: []string{bff.GrantPassword, bff.GrantRefreshToken}, Scopes: []string{"read", "email", "profile"},
+		CreatedAt: now, UpdatedAt: now}
+	if err := s.CreateClient(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	families := memory.DefaultMaxTokens / 2
+	for i := range families + 1 {
+		if _, err := s.CreateUser(ctx, bff.User{Username: fmt.Sprintf("bench-user-%05d", i+1), Email: fmt.Sprintf("u%d@example.com", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	login := func(i int) error {
+		at := time.Now().UTC()
+		family, user := newUUID(), int64(1+i)
+		req := serviceRequest(family, c.ID, at, user, fmt.Sprintf("bench-user-%05d", user))
+		access := newSignature()
+		return s.ApplyTokenOps(ctx, []store.TokenOp{
+			store.CreateAccessToken{Token: bff.AccessToken{
+				Signature: access, FamilyID: family, Format: bff.FormatBearer, ClientID: c.ID, UserID: user,
+				GrantType: bff.GrantPassword, Scopes: c.Scopes, IssuedAt: at,
+				ExpiresAt: at.Add(time.Hour), AuthTime: at, Request: req}},
+			store.CreateRefreshToken{Token: bff.RefreshToken{
+				Signature: newSignature(), FamilyID: family, AccessSignature: access, ClientID: c.ID,
+				UserID: user, GrantType: bff.GrantPassword, Scopes: c.Scopes,
+				IssuedAt: at, ExpiresAt: at.Add(30 * 24 * time.Hour), AuthTime: at, Request: req}},
+		})
+	}
+	before := liveHeap()
+	for i := range families {
+		if err := login(i); err != nil {
+			t.Fatalf("login %d of %d: %v", i+1, families, err)
+		}
+	}
+	if err := login(families); !errors.Is(err, bff.ErrUnavailable) {
+		t.Fatalf("a login past the default cap of %d tokens: %v, want ErrUnavailable", memory.DefaultMaxTokens, err)
+	}
+	grown := liveHeap() - before
+	t.Logf("%d tokens: %.1f MiB live, %.0f B/token", 2*families, float64(grown)/(1<<20), float64(grown)/float64(2*families))
+	if grown > defaultCapHeap {
+		t.Errorf("a store at its default cap keeps %.1f MiB, want at most %d MiB", float64(grown)/(1<<20), defaultCapHeap>>20)
+	}
+	runtime.KeepAlive(s)
 }

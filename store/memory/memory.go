@@ -37,7 +37,7 @@ type Store struct {
 	scratch     []byte // compactRequest's
 	revokedJTIs map[string]time.Time
 	maxTokens   int       // 0: no cap (Options.MaxTokens)
-	lastPrune   time.Time // the last pruning at the cap, at most one a second
+	lastPrune   time.Time // the last pruning at the cap, at most one per capPruneEvery
 	sessions    map[string]memSession
 	jtis        map[string]sigKey // jti → the key of the JWT's record
 	failures    map[string]failureWindow
@@ -66,7 +66,7 @@ type failureWindow struct {
 
 // New returns an empty store.
 // DefaultMaxTokens is the cap on the tokens of a store made by New.
-const DefaultMaxTokens = 100_000
+const DefaultMaxTokens = 50_000
 
 // Options tune NewWith.
 type Options struct {
@@ -818,10 +818,17 @@ func (s *Store) PruneTokens(_ context.Context, before time.Time) (int64, error) 
 	return s.pruneLocked(before), nil
 }
 
+// capPruneEvery is how often, at most, a store at its cap scans itself
+// for expired tokens. A scan of a full store of the default cap takes a
+// few milliseconds under the lock: at most a few per cent of a core while
+// the store is full, and a store filled with tokens that expired since
+// the last scan refuses issuance for at most this long.
+const capPruneEvery = 100 * time.Millisecond
+
 // roomLocked refuses ops that would take the store past its cap of
-// tokens. At the cap it prunes the expired tokens first (at most once a
-// second, so that a full store of live tokens does not scan itself on
-// every request).
+// tokens. At the cap it prunes the expired tokens first (at most once per
+// capPruneEvery, so that a full store of live tokens does not scan itself
+// on every request).
 func (s *Store) roomLocked(ops []store.TokenOp) error {
 	if s.maxTokens <= 0 {
 		return nil
@@ -836,7 +843,7 @@ func (s *Store) roomLocked(ops []store.TokenOp) error {
 	if n == 0 || len(s.access)+len(s.refresh)+n <= s.maxTokens {
 		return nil
 	}
-	if now := time.Now(); now.Sub(s.lastPrune) >= time.Second {
+	if now := time.Now(); now.Sub(s.lastPrune) >= capPruneEvery {
 		s.lastPrune = now
 		s.pruneLocked(now)
 	}
