@@ -531,6 +531,8 @@ type runUse struct {
 	service, loadgen, postgres, busy float64
 }
 
+// readRunCPU reads a runCPU; store is the store's name, or its log label
+// ("postgres (baseline)").
 func readRunCPU(pid int, store string) (runCPU, error) {
 	var c runCPU
 	var err error
@@ -540,7 +542,7 @@ func readRunCPU(pid int, store string) (runCPU, error) {
 	if c.loadgen, err = selfCPU(); err != nil {
 		return c, err
 	}
-	if store == "postgres" {
+	if strings.HasPrefix(store, "postgres") {
 		if c.postgres, err = commCPU("/proc", "postgres"); err != nil {
 			return c, err
 		}
