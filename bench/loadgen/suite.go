@@ -351,12 +351,15 @@ func runSuite(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 
 	logf("bounds (%s each)", cfg.boundTime)
-	if rep.Bounds.RS256PerCore, err = rs256PerCore(cfg.boundTime); err != nil {
+	rep.Bounds.Procs = runtime.GOMAXPROCS(0)
+	if rep.Bounds.RS256All, err = rs256Rate(cfg.boundTime, rep.Bounds.Procs); err != nil {
 		return err
 	}
-	if rep.Bounds.ArgonPerCore, err = argon2idPerCore(cfg.boundTime); err != nil {
+	if rep.Bounds.ArgonAll, err = argon2idRate(cfg.boundTime, rep.Bounds.Procs); err != nil {
 		return err
 	}
+	rep.Bounds.RS256PerCore = rep.Bounds.RS256All / float64(rep.Bounds.Procs)
+	rep.Bounds.ArgonPerCore = rep.Bounds.ArgonAll / float64(rep.Bounds.Procs)
 	if dbURL != "" {
 		rep.Bounds.PG = true
 		rep.Bounds.PoolConns = postgres.DefaultMaxConns() // the service's pool (BFF_DATABASE_MAX_CONNS unset)
@@ -370,8 +373,8 @@ func runSuite(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("commit rate: %w", err)
 		}
 	}
-	logf("  RS256 %.0f/s per core, argon2id %.1f/s per core, commits %.0f/s (1 conn) %.0f/s (%d conns) %.0f/s (%d conns)",
-		rep.Bounds.RS256PerCore, rep.Bounds.ArgonPerCore, rep.Bounds.Commit1, rep.Bounds.CommitPool, rep.Bounds.PoolConns,
+	logf("  on %d cores in parallel: RS256 %.0f/s (%.0f/s per core), argon2id %.1f/s (%.1f/s per core); commits %.0f/s (1 conn) %.0f/s (%d conns) %.0f/s (%d conns)",
+		rep.Bounds.Procs, rep.Bounds.RS256All, rep.Bounds.RS256PerCore, rep.Bounds.ArgonAll, rep.Bounds.ArgonPerCore, rep.Bounds.Commit1, rep.Bounds.CommitPool, rep.Bounds.PoolConns,
 		rep.Bounds.CommitC, cfg.concurrency)
 
 	for _, store := range stores {
@@ -412,8 +415,9 @@ func runSuite(ctx context.Context, args []string, stdout io.Writer) error {
 			if store == "postgres" {
 				kinds = append(kinds, sc.pgBounds...)
 			}
-			if sc.name != suiteScenarios[0].name {
+			if sc.name != suiteScenarios[0].name && r.Failed == "" {
 				r.BoundKind, r.Bound = rep.Bounds.tightest(kinds, rep.Cores)
+				r.setMachineBound(rep.Bounds, kinds, rep.Cores)
 			}
 			sr.Rows = append(sr.Rows, r)
 		}
@@ -495,24 +499,81 @@ func measureScenario(ctx context.Context, cfg suiteConfig, bin string, env []str
 	}
 	r := row{Scenario: sc.name}
 	for i := range cfg.runs {
-		cpu0, err := processCPU(svc.pid)
+		before, err := readRunCPU(svc.pid, store)
 		if err != nil {
 			return r, err
 		}
 		peak := samplePeak(svc.pid, 50*time.Millisecond)
 		recs, elapsed := drive(ctx, calls, cfg.duration)
 		r.PeakRSS = max(r.PeakRSS, peak.end())
-		cpu1, err := processCPU(svc.pid)
+		after, err := readRunCPU(svc.pid, store)
 		if err != nil {
 			return r, err
 		}
 		s := summarize(sc.name, cfg.concurrency, elapsed, recs)
-		cpu := cpuPerRequest(cpu0, cpu1, s.Requests)
-		r.Runs, r.CPUms = append(r.Runs, s), append(r.CPUms, cpu)
-		logf("%-9s %-58s run %d: %7.0f req/s  p50 %7.2fms  p99 %7.2fms  cpu %.3fms/req  errors %s",
-			store, sc.name, i+1, s.RPS, s.P50ms, s.P99ms, cpu, formatErrors(s.Errors))
+		u := after.since(before, s.Requests)
+		r.Runs, r.CPUms = append(r.Runs, s), append(r.CPUms, u.service)
+		r.LoadgenMs, r.BusyPct = append(r.LoadgenMs, u.loadgen), append(r.BusyPct, u.busy)
+		pg := "—"
+		if u.postgres >= 0 {
+			r.PGms = append(r.PGms, u.postgres)
+			pg = fmt.Sprintf("%.3f", u.postgres)
+		}
+		logf("%-9s %-58s run %d: %7.0f req/s  p50 %7.2fms  p99 %7.2fms  cpu %.3fms/req (loadgen %.3f, postgres %s, machine %.0f%% busy)  errors %s",
+			store, sc.name, i+1, s.RPS, s.P50ms, s.P99ms, u.service, u.loadgen, pg, u.busy, formatErrors(s.Errors))
 	}
 	return r, nil
+}
+
+// runCPU is one reading of where the machine's CPU went so far: the
+// service, the load generator (this process), PostgreSQL's processes
+// (nil unless the store is postgres) and the machine.
+type runCPU struct {
+	service, loadgen time.Duration
+	postgres         procCPU
+	machine          cpuTicks
+}
+
+// runUse is the CPU a run used, in ms per request (postgres < 0: not
+// measured), and the machine's busy share in %.
+type runUse struct {
+	service, loadgen, postgres, busy float64
+}
+
+// readRunCPU reads a runCPU; store is the store's name, or its log label
+// ("postgres (baseline)").
+func readRunCPU(pid int, store string) (runCPU, error) {
+	var c runCPU
+	var err error
+	if c.service, err = processCPU(pid); err != nil {
+		return c, err
+	}
+	if c.loadgen, err = selfCPU(); err != nil {
+		return c, err
+	}
+	if strings.HasPrefix(store, "postgres") {
+		if c.postgres, err = commCPU("/proc", "postgres"); err != nil {
+			return c, err
+		}
+	}
+	if c.machine, err = machineCPU("/proc"); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// since is what the run between before and c used over requests.
+func (c runCPU) since(before runCPU, requests int) runUse {
+	u := runUse{
+		service:  cpuPerRequest(before.service, c.service, requests),
+		loadgen:  cpuPerRequest(before.loadgen, c.loadgen, requests),
+		postgres: -1,
+		busy:     busyPercent(before.machine, c.machine),
+	}
+	if c.postgres != nil {
+		u.postgres = cpuPerRequest(0, c.postgres.since(before.postgres), requests)
+	}
+	return u
 }
 
 // measureRSS: a fresh process idle, then the users' creation, logins and

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -187,3 +189,115 @@ func load1(avg string) float64 {
 }
 
 func mib(b int64) float64 { return round(float64(b)/(1<<20), 1) }
+
+// selfCPU is the CPU time (user + system) of the suite's own process so
+// far: the load generator's, all its threads, without its children (the
+// service).
+func selfCPU() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, err
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
+}
+
+// procCPU is the CPU time each process of a kind had used at one moment,
+// by pid.
+type procCPU map[int]time.Duration
+
+// commCPU reads utime+stime of every process under procRoot (normally
+// "/proc") whose command name (field 2 of /proc/<pid>/stat) is comm. A
+// process that ends between the listing and the reading is skipped.
+func commCPU(procRoot, comm string) (procCPU, error) {
+	entries, err := os.ReadDir(procRoot)
+	if err != nil {
+		return nil, err
+	}
+	cpu := procCPU{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid <= 0 {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(procRoot, e.Name(), "stat"))
+		if err != nil {
+			continue // gone, or not ours to read
+		}
+		stat := string(b)
+		open, end := strings.IndexByte(stat, '('), strings.LastIndexByte(stat, ')')
+		if open < 0 || end < open || stat[open+1:end] != comm {
+			continue
+		}
+		if d, err := parseStatCPU(stat); err == nil {
+			cpu[pid] = d
+		}
+	}
+	return cpu, nil
+}
+
+// since is the CPU the processes of after used since before: per pid the
+// difference, and all of it for a process that started in between (or
+// whose pid was reused, when it has less than before). A process that
+// ended in between is not in after: what it used during the run is lost,
+// and the sum is a lower bound.
+func (after procCPU) since(before procCPU) time.Duration {
+	var sum time.Duration
+	for pid, a := range after {
+		if b, ok := before[pid]; ok && b <= a {
+			sum += a - b
+		} else {
+			sum += a
+		}
+	}
+	return sum
+}
+
+// cpuTicks is the machine's line "cpu" of /proc/stat: all cores' time
+// since boot, in USER_HZ ticks.
+type cpuTicks struct {
+	Busy  int64 // total − idle − iowait
+	Total int64 // user + nice + system + idle + iowait + irq + softirq + steal
+}
+
+// parseCPULine reads the "cpu" line of /proc/stat. guest and guest_nice
+// are already counted in user and nice, so they are left out of the total.
+func parseCPULine(stat string) (cpuTicks, error) {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return cpuTicks{}, errors.New("/proc/stat: no cpu line first")
+	}
+	var v [8]int64 // user nice system idle iowait irq softirq steal; older kernels have fewer
+	for i := 1; i < len(f) && i <= len(v); i++ {
+		n, err := strconv.ParseInt(f[i], 10, 64)
+		if err != nil {
+			return cpuTicks{}, fmt.Errorf("/proc/stat: cpu field %d: %w", i, err)
+		}
+		v[i-1] = n
+	}
+	var t cpuTicks
+	for _, n := range v {
+		t.Total += n
+	}
+	t.Busy = t.Total - v[3] - v[4]
+	return t, nil
+}
+
+// machineCPU reads the "cpu" line of procRoot's stat.
+func machineCPU(procRoot string) (cpuTicks, error) {
+	b, err := os.ReadFile(filepath.Join(procRoot, "stat"))
+	if err != nil {
+		return cpuTicks{}, err
+	}
+	return parseCPULine(string(b))
+}
+
+// busyPercent is the share of all cores' time that was busy between two
+// readings, in %; 0 when no time passed.
+func busyPercent(before, after cpuTicks) float64 {
+	total := after.Total - before.Total
+	if total <= 0 {
+		return 0
+	}
+	return round(float64(after.Busy-before.Busy)/float64(total)*100, 1)
+}
