@@ -42,22 +42,29 @@ func BenchmarkTokenBytes(b *testing.B) {
 	for _, users := range []int{50, liveTokens / 2} {
 		b.Run(fmt.Sprintf("password/users=%d", users), func(b *testing.B) {
 			benchTokenBytes(b, users, liveTokens/2, 2, func(ctx context.Context, s *memory.Store, i int) error {
-				at := time.Now().UTC()
-				family, user := newUUID(), int64(1+i%users)
-				req := serviceRequest(family, "bench-mobile", at, user, fmt.Sprintf("bench-user-%05d", user))
-				access := newSignature()
-				return s.ApplyTokenOps(ctx, []store.TokenOp{
-					store.CreateAccessToken{Token: bff.AccessToken{
-						Signature: access, FamilyID: family, Format: bff.FormatBearer, ClientID: "bench-mobile", UserID: user,
-						GrantType: bff.GrantPassword, Scopes: []string{"read", "email", "profile"}, IssuedAt: at,
-						ExpiresAt: at.Add(time.Hour), AuthTime: at, Request: req}},
-					store.CreateRefreshToken{Token: bff.RefreshToken{
-						Signature: newSignature(), FamilyID: family, AccessSignature: access, ClientID: "bench-mobile",
-						UserID: user, GrantType: bff.GrantPassword, Scopes: []string{"read", "email", "profile"},
-						IssuedAt: at, ExpiresAt: at.Add(30 * 24 * time.Hour), AuthTime: at, Request: req}},
-				})
+				return s.ApplyTokenOps(ctx, loginOps(int64(1+i%users)))
 			})
 		})
+	}
+}
+
+// loginOps are the writes of a password login of user (bench-user-NNNNN)
+// to the public client bench-mobile: an access token and a refresh token,
+// a family of their own.
+func loginOps(user int64) []store.TokenOp {
+	at := time.Now().UTC()
+	family := newUUID()
+	req := serviceRequest(family, "bench-mobile", at, user, fmt.Sprintf("bench-user-%05d", user))
+	access := newSignature()
+	return []store.TokenOp{
+		store.CreateAccessToken{Token: bff.AccessToken{
+			Signature: access, FamilyID: family, Format: bff.FormatBearer, ClientID: "bench-mobile", UserID: user,
+			GrantType: bff.GrantPassword, Scopes: []string{"read", "email", "profile"}, IssuedAt: at,
+			ExpiresAt: at.Add(time.Hour), AuthTime: at, Request: req}},
+		store.CreateRefreshToken{Token: bff.RefreshToken{
+			Signature: newSignature(), FamilyID: family, AccessSignature: access, ClientID: "bench-mobile",
+			UserID: user, GrantType: bff.GrantPassword, Scopes: []string{"read", "email", "profile"},
+			IssuedAt: at, ExpiresAt: at.Add(30 * 24 * time.Hour), AuthTime: at, Request: req}},
 	}
 }
 
@@ -70,19 +77,8 @@ func benchTokenBytes(b *testing.B, users, families, perFamily int, issue func(co
 	for b.Loop() {
 		s := memory.NewWith(memory.Options{})
 		now := time.Now().UTC()
-		for _, c := range []bff.Client{
-			{ID: "bench-backend", GrantTypes: []string{bff.GrantClientCredentials}, Scopes: []string{"read"}},
-			{ID: "bench-mobile", Public: true, GrantTypes: []string{bff.GrantPassword, bff.GrantRefreshToken}, Scopes: []string{"read", "email", "profile"}},
-		} {
-			c.Name, c.TokenType, c.CreatedAt, c.UpdatedAt = c.ID, bff.FormatBearer, now, now
-			if err := s.CreateClient(ctx, c); err != nil {
-				b.Fatal(err)
-			}
-		}
-		for i := range users {
-			if _, err := s.CreateUser(ctx, bff.User{Username: fmt.Sprintf("bench-user-%05d", i+1), Email: fmt.Sprintf("u%d@example.com", i)}); err != nil {
-				b.Fatal(err)
-			}
+		if err := createBenchAccounts(ctx, s, users); err != nil {
+			b.Fatal(err)
 		}
 		before := liveHeap()
 		for i := range families {
@@ -98,6 +94,28 @@ func benchTokenBytes(b *testing.B, users, families, perFamily int, issue func(co
 		runtime.KeepAlive(s)
 	}
 	b.ReportMetric(perToken, "B/token")
+}
+
+// createBenchAccounts creates the clients bench-backend (confidential,
+// client credentials) and bench-mobile (public, password and refresh) and
+// users bench-user-00001 to bench-user-<users>.
+func createBenchAccounts(ctx context.Context, s *memory.Store, users int) error {
+	now := time.Now().UTC()
+	for _, c := range []bff.Client{
+		{ID: "bench-backend", GrantTypes: []string{bff.GrantClientCredentials}, Scopes: []string{"read"}},
+		{ID: "bench-mobile", Public: true, GrantTypes: []string{bff.GrantPassword, bff.GrantRefreshToken}, Scopes: []string{"read", "email", "profile"}},
+	} {
+		c.Name, c.TokenType, c.CreatedAt, c.UpdatedAt = c.ID, bff.FormatBearer, now, now
+		if err := s.CreateClient(ctx, c); err != nil {
+			return err
+		}
+	}
+	for i := range users {
+		if _, err := s.CreateUser(ctx, bff.User{Username: fmt.Sprintf("bench-user-%05d", i+1), Email: fmt.Sprintf("u%d@example.com", i)}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func liveHeap() uint64 {
@@ -228,35 +246,11 @@ func TestDefaultCapHeap(t *testing.T) {
 	}
 	ctx := context.Background()
 	s := memory.New()
-	now := time.Now().UTC()
-	c := bff.Client{ID: "bench-mobile", Name: "bench-mobile", Public: true, TokenType: bff.FormatBearer,
-		GrantTypes: []string{bff.GrantPassword, bff.GrantRefreshToken}, Scopes: []string{"read", "email", "profile"},
-		CreatedAt: now, UpdatedAt: now}
-	if err := s.CreateClient(ctx, c); err != nil {
+	families := memory.DefaultMaxTokens / 2
+	if err := createBenchAccounts(ctx, s, families+1); err != nil {
 		t.Fatal(err)
 	}
-	families := memory.DefaultMaxTokens / 2
-	for i := range families + 1 {
-		if _, err := s.CreateUser(ctx, bff.User{Username: fmt.Sprintf("bench-user-%05d", i+1), Email: fmt.Sprintf("u%d@example.com", i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	login := func(i int) error {
-		at := time.Now().UTC()
-		family, user := newUUID(), int64(1+i)
-		req := serviceRequest(family, c.ID, at, user, fmt.Sprintf("bench-user-%05d", user))
-		access := newSignature()
-		return s.ApplyTokenOps(ctx, []store.TokenOp{
-			store.CreateAccessToken{Token: bff.AccessToken{
-				Signature: access, FamilyID: family, Format: bff.FormatBearer, ClientID: c.ID, UserID: user,
-				GrantType: bff.GrantPassword, Scopes: c.Scopes, IssuedAt: at,
-				ExpiresAt: at.Add(time.Hour), AuthTime: at, Request: req}},
-			store.CreateRefreshToken{Token: bff.RefreshToken{
-				Signature: newSignature(), FamilyID: family, AccessSignature: access, ClientID: c.ID,
-				UserID: user, GrantType: bff.GrantPassword, Scopes: c.Scopes,
-				IssuedAt: at, ExpiresAt: at.Add(30 * 24 * time.Hour), AuthTime: at, Request: req}},
-		})
-	}
+	login := func(i int) error { return s.ApplyTokenOps(ctx, loginOps(int64(1+i))) }
 	before := liveHeap()
 	for i := range families {
 		if err := login(i); err != nil {
