@@ -129,3 +129,26 @@ func TestPasswordCheckLimitsDefaults(t *testing.T) {
 		}
 	}
 }
+
+// TestNewPasswordsTakeASlot: hashing a new password (the admin API's and
+// the CLI's accounts) waits for a hashing slot like a check, gives up with
+// ErrUnavailable, and gives the slot back.
+func TestNewPasswordsTakeASlot(t *testing.T) {
+	t.Parallel()
+	s := slotService(1, 1, 20*time.Millisecond)
+	s.hashSlots <- struct{}{} // a check holds the only slot
+	if _, err := s.HashPassword(context.Background(), "a new password"); !errors.Is(err, bff.ErrUnavailable) {
+		t.Fatalf("hash without a free slot: %v, want ErrUnavailable", err)
+	}
+	<-s.hashSlots
+	hash, err := s.HashPassword(context.Background(), "a new password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !CheckPassword(hash, "a new password") || CheckPassword(hash, "another") {
+		t.Errorf("hash %q does not check as the password it was made of", hash)
+	}
+	if len(s.hashSlots) != 0 {
+		t.Error("the hash did not give its slot back")
+	}
+}

@@ -252,10 +252,13 @@ func TestParseSuiteFlags(t *testing.T) {
 		want view
 	}{
 		{"defaults", nil, view{50, 3, 20000, 15 * time.Second, time.Minute, 3 * time.Second, time.Second, false}},
-		{"smoke", []string{"-smoke"}, view{50, 1, 2000, 1500 * time.Millisecond, time.Second, 300 * time.Millisecond, 0, true}},
+		// Every run warms up a tenth of its duration, at least 0.5 s and at
+		// most 1 s: refresh chains log in again there (memoryIssuanceEnv).
+		{"smoke", []string{"-smoke"}, view{50, 1, 2000, 1500 * time.Millisecond, time.Second, 300 * time.Millisecond, 500 * time.Millisecond, true}},
 		{"smoke keeps what is given", []string{"-smoke", "-d", "5s", "-idle-wait", "0s", "-c", "8"},
-			view{8, 1, 2000, 5 * time.Second, 0, 300 * time.Millisecond, 0, true}},
-		{"short runs warm up a tenth", []string{"-d", "2s"}, view{50, 3, 20000, 2 * time.Second, time.Minute, 3 * time.Second, 200 * time.Millisecond, false}},
+			view{8, 1, 2000, 5 * time.Second, 0, 300 * time.Millisecond, 500 * time.Millisecond, true}},
+		{"short runs warm up at least half a second", []string{"-d", "2s"}, view{50, 3, 20000, 2 * time.Second, time.Minute, 3 * time.Second, 500 * time.Millisecond, false}},
+		{"runs warm up a tenth", []string{"-d", "8s"}, view{50, 3, 20000, 8 * time.Second, time.Minute, 3 * time.Second, 800 * time.Millisecond, false}},
 	}
 	for _, tt := range tests {
 		cfg, err := parseSuiteFlags(tt.args, io.Discard)

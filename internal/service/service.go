@@ -99,7 +99,7 @@ func New(ctx context.Context, cfg Config, st store.Store, log *slog.Logger) (*Se
 		return nil, err
 	}
 	s := &Service{Store: st, Secrets: secrets, Keys: keys, Validator: validator, OAuth: svc,
-		Admin: admin.New(st, keys), Metrics: m}
+		Admin: admin.New(st, keys, svc), Metrics: m}
 	if cfg.Broker != nil {
 		bc := *cfg.Broker
 		if bc.Issuer == "" {

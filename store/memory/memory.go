@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,6 +38,7 @@ type Store struct {
 	scratch     []byte // compactRequest's
 	revokedJTIs map[string]time.Time
 	maxTokens   int       // 0: no cap (Options.MaxTokens)
+	weight      int       // the tokens' count against the cap (tokenExtra.weight)
 	lastPrune   time.Time // the last pruning at the cap, at most one per capPruneEvery
 	sessions    map[string]memSession
 	jtis        map[string]sigKey // jti → the key of the JWT's record
@@ -64,16 +66,22 @@ type failureWindow struct {
 	start time.Time
 }
 
-// New returns an empty store.
-// DefaultMaxTokens is the cap on the tokens of a store made by New.
-const DefaultMaxTokens = 50_000
+// DefaultMaxTokens is the cap on the tokens of a store made by New: a full
+// store keeps at most about 12 MiB (TestDefaultCapHeap), some 20 MiB at
+// its costliest under steady refresh traffic (rotated tokens kept for
+// reuse detection), so that the process stays under 100 MiB of RSS.
+const DefaultMaxTokens = 30_000
 
 // Options tune NewWith.
 type Options struct {
 	// MaxTokens caps the access and refresh tokens the store holds: a
 	// write that would pass it, once the expired ones are pruned, fails
 	// with bff.ErrUnavailable (503 temporarily_unavailable) instead of the
-	// process growing until it runs out of memory. Zero or less: no cap.
+	// process growing until it runs out of memory. A token whose record
+	// keeps a long string of its own — a JWT's 342-character signature,
+	// a request that could not be compacted — counts as two, so that the
+	// cap bounds the memory whatever the tokens' format. Zero or less:
+	// no cap.
 	MaxTokens int
 }
 
@@ -597,7 +605,9 @@ func (s *Store) putAccessLocked(t bff.AccessToken) {
 		revoked: setStampOf(t.RevokedAt), fam: fam}
 	extra := tokenExtra{jti: t.JTI}
 	if hashed {
-		extra.signature, extra.hashedSig = t.Signature, true
+		// A JWT's signature is a substring of the JWT: a copy, so that the
+		// record does not keep the whole token alive (TestJWTTokenBytes).
+		extra.signature, extra.hashedSig = strings.Clone(t.Signature), true
 	}
 	if hashedFamily {
 		extra.familyID, extra.hashedFamily = t.FamilyID, true
@@ -609,6 +619,7 @@ func (s *Store) putAccessLocked(t bff.AccessToken) {
 	r.extra = extra.orNil()
 	s.ensureFamilyLocked(t.FamilyID, fam, hashedFamily, r.shape, t.UserID, t.AuthenticatedAt())
 	s.access[k] = r
+	s.weight += r.extra.weight()
 	if t.JTI != "" {
 		s.jtis[t.JTI] = k
 	}
@@ -623,10 +634,10 @@ func (s *Store) putRefreshLocked(t bff.RefreshToken) {
 		revoked: setStampOf(t.RevokedAt), rotated: setStampOf(t.RotatedAt), fam: fam, access: access}
 	var extra tokenExtra
 	if hashed {
-		extra.signature, extra.hashedSig = t.Signature, true
+		extra.signature, extra.hashedSig = strings.Clone(t.Signature), true
 	}
 	if hashedAccess {
-		extra.accessSignature, extra.hashedAccess = t.AccessSignature, true
+		extra.accessSignature, extra.hashedAccess = strings.Clone(t.AccessSignature), true // see putAccessLocked
 	}
 	if hashedFamily {
 		extra.familyID, extra.hashedFamily = t.FamilyID, true
@@ -642,6 +653,7 @@ func (s *Store) putRefreshLocked(t bff.RefreshToken) {
 	}
 	r.extra = extra.orNil()
 	s.refresh[k] = r
+	s.weight += r.extra.weight()
 }
 
 // compactLocked is the interned template of req (compactRequest) and the
@@ -718,6 +730,7 @@ func (s *Store) ensureFamilyLocked(id string, k famKey, hashed bool, sh *tokenSh
 
 func (s *Store) dropAccessLocked(k sigKey, r accessRec) {
 	delete(s.access, k)
+	s.weight -= r.extra.weight()
 	if jti := r.extra.jtiOf(); jti != "" {
 		delete(s.jtis, jti)
 	}
@@ -727,6 +740,7 @@ func (s *Store) dropAccessLocked(k sigKey, r accessRec) {
 
 func (s *Store) dropRefreshLocked(k sigKey, r refreshRec) {
 	delete(s.refresh, k)
+	s.weight -= r.extra.weight()
 	s.releaseShape(r.shape)
 	s.releaseTemplate(r.tmpl)
 }
@@ -835,23 +849,36 @@ func (s *Store) roomLocked(ops []store.TokenOp) error {
 	}
 	n := 0
 	for _, op := range ops {
-		switch op.(type) {
-		case store.CreateAccessToken, store.CreateRefreshToken:
-			n++
+		switch op := op.(type) {
+		case store.CreateAccessToken:
+			n += 1 + longSignatures(op.Token.Signature)
+		case store.CreateRefreshToken:
+			n += 1 + longSignatures(op.Token.Signature, op.Token.AccessSignature)
 		}
 	}
-	if n == 0 || len(s.access)+len(s.refresh)+n <= s.maxTokens {
+	if n == 0 || s.weight+n <= s.maxTokens {
 		return nil
 	}
 	if now := time.Now(); now.Sub(s.lastPrune) >= capPruneEvery {
 		s.lastPrune = now
 		s.pruneLocked(now)
 	}
-	if len(s.access)+len(s.refresh)+n > s.maxTokens {
+	if s.weight+n > s.maxTokens {
 		return fmt.Errorf("the in-memory store holds its maximum of %d tokens (BFF_MEMORY_MAX_TOKENS): %w",
 			s.maxTokens, bff.ErrUnavailable)
 	}
 	return nil
+}
+
+// longSignatures is a new token's weight beyond 1 (tokenExtra.weight),
+// known before its record is made: 1 when one of sigs is long.
+func longSignatures(sigs ...string) int {
+	for _, sig := range sigs {
+		if longSignature(sig) {
+			return 1
+		}
+	}
+	return 0
 }
 
 // pruneLocked deletes what expired before before and returns how many

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,6 +67,42 @@ func TestTokenCap(t *testing.T) {
 	for i := range 10 {
 		if err := issue(fmt.Sprint("t", i), now.Add(time.Hour)); err != nil {
 			t.Fatalf("no cap: token %d: %v", i, err)
+		}
+	}
+}
+
+// TestTokenCapCountsJWTsTwice: a token whose record keeps a JWT's
+// signature counts as two against the cap, and gives both back when it
+// goes.
+func TestTokenCapCountsJWTsTwice(t *testing.T) {
+	ctx := context.Background()
+	s := memory.NewWith(memory.Options{MaxTokens: 3})
+	now := time.Now().UTC()
+	if err := s.CreateClient(ctx, bff.Client{ID: "svc", Name: "svc", GrantTypes: []string{bff.GrantClientCredentials},
+		TokenType: bff.FormatJWT, CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	issue := func(sig string, format bff.TokenFormat, expires time.Time) error {
+		return s.ApplyTokenOps(ctx, []store.TokenOp{store.CreateAccessToken{Token: bff.AccessToken{
+			Signature: sig, FamilyID: "f-" + sig[:8], Format: format, ClientID: "svc",
+			GrantType: bff.GrantClientCredentials, IssuedAt: now.Add(-2 * time.Hour), ExpiresAt: expires}}})
+	}
+	jwtSig := strings.Repeat("s", 342) // an RS256 signature's length
+	if err := issue(jwtSig, bff.FormatJWT, now.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := issue("opaque-1-"+strings.Repeat("o", 34), bff.FormatBearer, now.Add(time.Hour)); err != nil {
+		t.Fatalf("the third unit of the cap: %v", err)
+	}
+	if err := issue("opaque-2-"+strings.Repeat("o", 34), bff.FormatBearer, now.Add(time.Hour)); !errors.Is(err, bff.ErrUnavailable) {
+		t.Fatalf("past a cap of 3 with a JWT and an opaque token: %v, want ErrUnavailable", err)
+	}
+	if _, err := s.PruneTokens(ctx, now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if err := issue(fmt.Sprintf("opaque-%d-%s", 3+i, strings.Repeat("o", 34)), bff.FormatBearer, now.Add(time.Hour)); err != nil {
+			t.Errorf("opaque token %d after the JWT's record was pruned: %v", i+1, err)
 		}
 	}
 }

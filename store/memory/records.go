@@ -275,6 +275,21 @@ type tokenExtra struct {
 	request []byte // when compactRequest cannot take it apart
 }
 
+// weight is what the record of e counts against the store's cap: 2 when
+// it keeps a long signature of its own (a JWT's: 342 characters beside
+// the record's few hundred bytes), else 1.
+func (e *tokenExtra) weight() int {
+	if e != nil && (e.hashedSig && longSignature(e.signature) || e.hashedAccess && longSignature(e.accessSignature)) {
+		return 2
+	}
+	return 1
+}
+
+// longSignature reports whether a signature the store keeps (one that is
+// not an opaque token's, whose key is the signature itself: sigKeyOf) is
+// long enough to count: a JWT's.
+func longSignature(sig string) bool { return len(sig) > 64 }
+
 // orNil is e, or nil when it holds nothing.
 func (e *tokenExtra) orNil() *tokenExtra {
 	if e.jti == "" && e.request == nil && !e.hashedSig && !e.hashedAccess && !e.hashedFamily && !e.ownAuth {
