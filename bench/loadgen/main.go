@@ -207,8 +207,8 @@ func jwks(t *target) call {
 }
 
 // refreshChains logs each worker in once and then rotates its refresh
-// token on every call, as an app does. A failed refresh breaks the chain
-// (the old token is spent), so the worker logs in again.
+// token on every call, as an app does. A refused refresh breaks the chain
+// (the old token is spent), so the worker logs in again; a 503 does not.
 func refreshChains(format string) func(context.Context, *target, int) ([]call, error) {
 	return func(ctx context.Context, t *target, workers int) ([]call, error) {
 		calls := make([]call, workers)
@@ -227,8 +227,14 @@ func refreshChains(format string) func(context.Context, *target, int) ([]call, e
 					refresh = next.RefreshToken
 					return ""
 				}
-				if again, lerr := t.login(ctx, t.cfg.clientID, format); lerr == nil {
-					refresh = again.RefreshToken
+				// A 503 (the service busy, or the in-memory store at its cap)
+				// consumed nothing: the same refresh token is tried again, as
+				// an app would after Retry-After. Any other failure starts a
+				// new chain.
+				if status != http.StatusServiceUnavailable {
+					if again, lerr := t.login(ctx, t.cfg.clientID, format); lerr == nil {
+						refresh = again.RefreshToken
+					}
 				}
 				if err == nil && status == http.StatusOK {
 					return "no refresh_token"

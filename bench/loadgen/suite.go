@@ -138,12 +138,12 @@ type suiteScenario struct {
 
 // memoryIssuanceEnv is the in-memory store's setting in the scenarios that
 // issue a token per request. The store keeps its default cap
-// (BFF_MEMORY_MAX_TOKENS, 30 000) as a deployment would; with tokens that
+// (BFF_MEMORY_MAX_TOKENS, 50 000) as a deployment would; with tokens that
 // live minutes or hours a 15 s run at thousands of tokens a second reaches
 // the cap and is answered 503, which measures the cap, not issuance.
 // Access and refresh tokens of 1 s (a rotated refresh token is kept until
 // it expires, for reuse detection) expire while the run goes on — at
-// 7,000 refreshes a second some 20,000 are alive — and the store prunes
+// 12,000 refreshes a second some 40,000 are alive — and the store prunes
 // the expired ones when it reaches the cap: the run measures issuance at
 // the steady state of a store at its cap, and its peak RSS is that of a
 // full store. A refresh chain whose first token expired before the run

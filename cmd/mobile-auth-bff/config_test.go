@@ -42,7 +42,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		Issuer:                   "http://127.0.0.1:8080",
 		DatabaseTimeout:          5 * time.Second,
 		DatabaseMaxConns:         postgres.DefaultMaxConns(),
-		MemoryMaxTokens:          30_000,
+		MemoryMaxTokens:          50_000,
 		Audience:                 "mobile-auth-bff",
 		JWTAlg:                   "RS256",
 		AccessTokenTTL:           time.Hour,

@@ -7,6 +7,7 @@ package memory
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -40,6 +41,7 @@ type Store struct {
 	maxTokens   int       // 0: no cap (Options.MaxTokens)
 	weight      int       // the tokens' count against the cap (tokenExtra.weight)
 	lastPrune   time.Time // the last pruning at the cap, at most one per capPruneEvery
+	nextExpiry  stamp     // no token expires before it (0 before the first scan); see roomLocked
 	sessions    map[string]memSession
 	jtis        map[string]sigKey // jti → the key of the JWT's record
 	failures    map[string]failureWindow
@@ -67,10 +69,10 @@ type failureWindow struct {
 }
 
 // DefaultMaxTokens is the cap on the tokens of a store made by New: a full
-// store keeps at most about 12 MiB (TestDefaultCapHeap), some 20 MiB at
-// its costliest under steady refresh traffic (rotated tokens kept for
-// reuse detection), so that the process stays under 100 MiB of RSS.
-const DefaultMaxTokens = 30_000
+// store keeps at most about 23 MiB (TestDefaultCapHeap: 50,000 opaque
+// tokens of logins, or 25,000 JWT-format ones, which count twice), so that
+// the process stays under 100 MiB of RSS.
+const DefaultMaxTokens = 50_000
 
 // Options tune NewWith.
 type Options struct {
@@ -620,6 +622,7 @@ func (s *Store) putAccessLocked(t bff.AccessToken) {
 	s.ensureFamilyLocked(t.FamilyID, fam, hashedFamily, r.shape, t.UserID, t.AuthenticatedAt())
 	s.access[k] = r
 	s.weight += r.extra.weight()
+	s.nextExpiry = min(s.nextExpiry, r.expires)
 	if t.JTI != "" {
 		s.jtis[t.JTI] = k
 	}
@@ -654,6 +657,7 @@ func (s *Store) putRefreshLocked(t bff.RefreshToken) {
 	r.extra = extra.orNil()
 	s.refresh[k] = r
 	s.weight += r.extra.weight()
+	s.nextExpiry = min(s.nextExpiry, r.expires)
 }
 
 // compactLocked is the interned template of req (compactRequest) and the
@@ -833,16 +837,18 @@ func (s *Store) PruneTokens(_ context.Context, before time.Time) (int64, error) 
 }
 
 // capPruneEvery is how often, at most, a store at its cap scans itself
-// for expired tokens. A scan of a full store of the default cap takes a
-// few milliseconds under the lock: at most a few per cent of a core while
-// the store is full, and a store filled with tokens that expired since
-// the last scan refuses issuance for at most this long.
-const capPruneEvery = 100 * time.Millisecond
+// for expired tokens. A scan of a full store of the default cap takes
+// about a millisecond under the lock, and a store at its cap scans only
+// once a token has expired since the last scan (nextExpiry): fosite
+// rounds expiries to the second, so under steady traffic that is about
+// once a second, and at most every capPruneEvery when expiries are spread.
+const capPruneEvery = 20 * time.Millisecond
 
 // roomLocked refuses ops that would take the store past its cap of
-// tokens. At the cap it prunes the expired tokens first (at most once per
-// capPruneEvery, so that a full store of live tokens does not scan itself
-// on every request).
+// tokens. At the cap it prunes the expired tokens first, when one has
+// expired since the last scan and at most once per capPruneEvery, so that
+// a full store of live tokens does not scan itself on every request and a
+// store whose tokens expire makes room for new ones as they expire.
 func (s *Store) roomLocked(ops []store.TokenOp) error {
 	if s.maxTokens <= 0 {
 		return nil
@@ -859,7 +865,7 @@ func (s *Store) roomLocked(ops []store.TokenOp) error {
 	if n == 0 || s.weight+n <= s.maxTokens {
 		return nil
 	}
-	if now := time.Now(); now.Sub(s.lastPrune) >= capPruneEvery {
+	if now := time.Now(); stampOf(now) > s.nextExpiry && now.Sub(s.lastPrune) >= capPruneEvery {
 		s.lastPrune = now
 		s.pruneLocked(now)
 	}
@@ -889,11 +895,14 @@ func (s *Store) pruneLocked(before time.Time) int64 {
 	// before's (stamps order like the times, which they keep to the
 	// nanosecond).
 	cut := stampOf(before)
+	next := stamp(math.MaxInt64)
 	for k, t := range s.access {
 		if t.expires < cut {
 			s.dropAccessLocked(k, t)
 			n++
+			continue
 		}
+		next = min(next, t.expires)
 	}
 	live := map[famKey]bool{}
 	for k, t := range s.refresh {
@@ -902,8 +911,10 @@ func (s *Store) pruneLocked(before time.Time) int64 {
 			n++
 			continue
 		}
+		next = min(next, t.expires)
 		live[t.fam] = true
 	}
+	s.nextExpiry = next
 	for _, t := range s.access {
 		live[t.fam] = true
 	}

@@ -71,6 +71,42 @@ func TestTokenCap(t *testing.T) {
 	}
 }
 
+// TestTokenCapPrunesAsTokensExpire: a store at its cap makes room as soon
+// as a token has expired, even right after a scan that found nothing
+// expired (it was once refused for the next 100 ms).
+func TestTokenCapPrunesAsTokensExpire(t *testing.T) {
+	ctx := context.Background()
+	s := memory.NewWith(memory.Options{MaxTokens: 2})
+	now := time.Now().UTC()
+	if err := s.CreateClient(ctx, bff.Client{ID: "svc", Name: "svc", GrantTypes: []string{bff.GrantClientCredentials},
+		TokenType: bff.FormatBearer, CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	issue := func(sig string, expires time.Time) error {
+		return s.ApplyTokenOps(ctx, []store.TokenOp{store.CreateAccessToken{Token: bff.AccessToken{
+			Signature: sig, FamilyID: "f-" + sig, Format: bff.FormatBearer, ClientID: "svc",
+			GrantType: bff.GrantClientCredentials, IssuedAt: now, ExpiresAt: expires}}})
+	}
+	soon := time.Now().Add(60 * time.Millisecond)
+	if err := issue("soon", soon); err != nil {
+		t.Fatal(err)
+	}
+	if err := issue("later", now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	// Full, nothing expired: refused (after a scan that found nothing).
+	if err := issue("third", now.Add(time.Hour)); !errors.Is(err, bff.ErrUnavailable) {
+		t.Fatalf("a token past the cap: %v, want ErrUnavailable", err)
+	}
+	time.Sleep(time.Until(soon) + 30*time.Millisecond)
+	if err := issue("fourth", now.Add(time.Hour)); err != nil {
+		t.Errorf("a token once one expired, %s after the last scan: %v", 90*time.Millisecond, err)
+	}
+	if _, err := s.GetAccessToken(ctx, "later"); err != nil {
+		t.Errorf("the live token is gone: %v", err)
+	}
+}
+
 // TestTokenCapCountsJWTsTwice: a token whose record keeps a JWT's
 // signature counts as two against the cap, and gives both back when it
 // goes.
