@@ -80,10 +80,9 @@ type Options struct {
 	// write that would pass it, once the expired ones are pruned, fails
 	// with bff.ErrUnavailable (503 temporarily_unavailable) instead of the
 	// process growing until it runs out of memory. A token whose record
-	// keeps a long string of its own — a JWT's 342-character signature,
-	// a request that could not be compacted — counts as two, so that the
-	// cap bounds the memory whatever the tokens' format. Zero or less:
-	// no cap.
+	// keeps a long signature of its own (a JWT's: 342 characters for
+	// RS256) counts as two, so that the cap bounds the memory whatever the
+	// tokens' format. Zero or less: no cap.
 	MaxTokens int
 }
 
