@@ -875,17 +875,6 @@ func (s *Store) roomLocked(ops []store.TokenOp) error {
 	return nil
 }
 
-// longSignatures is a new token's weight beyond 1 (tokenExtra.weight),
-// known before its record is made: 1 when one of sigs is long.
-func longSignatures(sigs ...string) int {
-	for _, sig := range sigs {
-		if longSignature(sig) {
-			return 1
-		}
-	}
-	return 0
-}
-
 // pruneLocked deletes what expired before before and returns how many
 // records it deleted.
 func (s *Store) pruneLocked(before time.Time) int64 {

@@ -275,20 +275,29 @@ type tokenExtra struct {
 	request []byte // when compactRequest cannot take it apart
 }
 
-// weight is what the record of e counts against the store's cap: 2 when
-// it keeps a long signature of its own (a JWT's: 342 characters beside
-// the record's few hundred bytes), else 1.
+// weight is what the record of e counts against the store's cap: 1, and
+// 1 more when it keeps a long signature of its own (longSignatures).
 func (e *tokenExtra) weight() int {
-	if e != nil && (e.hashedSig && longSignature(e.signature) || e.hashedAccess && longSignature(e.accessSignature)) {
-		return 2
+	if e == nil {
+		return 1
 	}
-	return 1
+	// A signature that is its record's key is not kept: its field is "".
+	return 1 + longSignatures(e.signature, e.accessSignature)
 }
 
-// longSignature reports whether a signature the store keeps (one that is
-// not an opaque token's, whose key is the signature itself: sigKeyOf) is
-// long enough to count: a JWT's.
-func longSignature(sig string) bool { return len(sig) > 64 }
+// longSignatures is 1 when one of sigs is long enough to count against
+// the cap (a JWT's: 342 characters beside a record's few hundred bytes),
+// else 0. Only a signature that is not an opaque token's (whose key is the
+// signature itself: sigKeyOf) can be, so a new token's weight is known
+// before its record is made.
+func longSignatures(sigs ...string) int {
+	for _, sig := range sigs {
+		if len(sig) > 64 {
+			return 1
+		}
+	}
+	return 0
+}
 
 // orNil is e, or nil when it holds nothing.
 func (e *tokenExtra) orNil() *tokenExtra {
