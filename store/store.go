@@ -87,6 +87,14 @@ type Keys interface {
 	RotateSigningKeys(ctx context.Context, newNext bff.SigningKey, at time.Time) error
 }
 
+// DigestPrefix starts the digest form of a token signature: DigestPrefix
+// and the SHA-256 of the signature in unpadded base64url. A store that
+// keeps a signature only hashed (the in-memory store, a JWT's: ADR 32)
+// gives it back in that form where the caller did not give it
+// (Tokens.GetAccessTokenByJTI, bff.RefreshToken.AccessSignature), and
+// takes the form as the signature itself.
+const DigestPrefix = "sha256:"
+
 // Tokens keeps issued tokens and their families.
 type Tokens interface {
 	// ApplyTokenOps applies every op in one transaction, in order. A token
@@ -99,10 +107,14 @@ type Tokens interface {
 	// GetAccessToken returns an access token by signature; RevokedAt is set
 	// when the token or its family is revoked.
 	GetAccessToken(ctx context.Context, signature string) (bff.AccessToken, error)
-	// GetAccessTokenByJTI returns the record of a JWT access token by its id.
+	// GetAccessTokenByJTI returns the record of a JWT access token by its
+	// id. Its Signature names the token to the store's other methods and
+	// ops, but may be its digest form rather than itself (DigestPrefix):
+	// pass it back unchanged, never compare it with a token's.
 	GetAccessTokenByJTI(ctx context.Context, jti string) (bff.AccessToken, error)
 	// GetRefreshToken returns a refresh token by signature; RevokedAt is set
-	// when the token or its family is revoked.
+	// when the token or its family is revoked. Its AccessSignature may be a
+	// form of the signature, as GetAccessTokenByJTI's Signature.
 	GetRefreshToken(ctx context.Context, signature string) (bff.RefreshToken, error)
 	// IsJTIRevoked reports whether a JWT id was revoked (and has not expired).
 	IsJTIRevoked(ctx context.Context, jti string) (bool, error)

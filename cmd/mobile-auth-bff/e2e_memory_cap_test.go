@@ -11,11 +11,11 @@ import (
 // BFF_MEMORY_MAX_TOKENS tokens; past it issuance answers 503
 // temporarily_unavailable (with Retry-After, in the token endpoint's JSON
 // shape) instead of the process growing without bound, and what was
-// issued keeps working. The backend's tokens are JWTs, whose records keep
-// the JWT's signature and count as two: a cap of 6 holds 3.
+// issued keeps working. The backend's tokens are JWTs, which count like
+// any other: a cap of 3 holds 3.
 func TestE2EMemoryTokenCap(t *testing.T) {
 	t.Parallel()
-	s := start(t, baseEnv(map[string]string{"BFF_MEMORY_MAX_TOKENS": "6"}))
+	s := start(t, baseEnv(map[string]string{"BFF_MEMORY_MAX_TOKENS": "3"}))
 	secret := s.createBackend("rs")
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("rs:"+secret))
 	form := url.Values{"grant_type": {"client_credentials"}}

@@ -14,6 +14,7 @@ import (
 	"context"
 	"maps"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -338,6 +339,13 @@ func (s *Store) ApplyTokenOps(ctx context.Context, ops []store.TokenOp) error {
 		case store.RevokeAccessToken:
 			s.Invalidate(store.AccessTokenEvent(op.Signature))
 			s.Invalidate(store.EventJTIs)
+			if err == nil && strings.HasPrefix(op.Signature, store.DigestPrefix) {
+				// A record may be cached under the signature itself: forget
+				// its family's (the digest form names no cache entry).
+				if t, err := s.inner.GetAccessToken(ctx, op.Signature); err == nil {
+					s.Invalidate(store.FamilyEvent(t.FamilyID))
+				}
+			}
 		case store.RevokeFamily:
 			s.Invalidate(store.FamilyEvent(op.FamilyID))
 			s.Invalidate(store.EventJTIs)

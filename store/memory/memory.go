@@ -39,11 +39,10 @@ type Store struct {
 	scratch     []byte // compactRequest's
 	revokedJTIs map[string]time.Time
 	maxTokens   int       // 0: no cap (Options.MaxTokens)
-	weight      int       // the tokens' count against the cap (tokenExtra.weight)
 	lastPrune   time.Time // the last pruning at the cap, at most one per capPruneEvery
 	nextExpiry  stamp     // no token expires before it (0 before the first scan); see roomLocked
 	sessions    map[string]memSession
-	jtis        map[string]sigKey // jti → the key of the JWT's record
+	jtis        map[jtiKey]sigKey // jti → the key of the JWT's record
 	failures    map[string]failureWindow
 	identities  map[identityKey]bff.Identity
 	idempotency map[idempotencyID]bff.IdempotencyRecord
@@ -69,9 +68,8 @@ type failureWindow struct {
 }
 
 // DefaultMaxTokens is the cap on the tokens of a store made by New: a full
-// store keeps at most about 23 MiB (TestDefaultCapHeap: 50,000 opaque
-// tokens of logins, or 25,000 JWT-format ones, which count twice), so that
-// the process stays under 100 MiB of RSS.
+// store keeps about 20 MiB (TestDefaultCapHeap: 50,000 tokens of logins,
+// opaque or JWT), so that the process stays under 100 MiB of RSS.
 const DefaultMaxTokens = 50_000
 
 // Options tune NewWith.
@@ -79,10 +77,7 @@ type Options struct {
 	// MaxTokens caps the access and refresh tokens the store holds: a
 	// write that would pass it, once the expired ones are pruned, fails
 	// with bff.ErrUnavailable (503 temporarily_unavailable) instead of the
-	// process growing until it runs out of memory. A token whose record
-	// keeps a long signature of its own (a JWT's: 342 characters for
-	// RS256) counts as two, so that the cap bounds the memory whatever the
-	// tokens' format. Zero or less: no cap.
+	// process growing until it runs out of memory. Zero or less: no cap.
 	MaxTokens int
 }
 
@@ -105,7 +100,7 @@ func NewWith(opts Options) *Store {
 		scratch:     make([]byte, 0, 1024),
 		revokedJTIs: map[string]time.Time{},
 		sessions:    map[string]memSession{},
-		jtis:        map[string]sigKey{},
+		jtis:        map[jtiKey]sigKey{},
 		failures:    map[string]failureWindow{},
 		identities:  map[identityKey]bff.Identity{},
 		idempotency: map[idempotencyID]bff.IdempotencyRecord{},
@@ -454,7 +449,7 @@ func (s *Store) ApplyTokenOps(_ context.Context, ops []store.TokenOp) error {
 				r.revoked = setStamp(op.At)
 				s.access[k] = r
 			}
-			if jti := r.extra.jtiOf(); jti != "" {
+			if jti := r.jtiOf(); jti != "" {
 				s.revokedJTIs[jti] = r.expires.time()
 			}
 		case store.RevokeJTI:
@@ -566,14 +561,14 @@ func (s *Store) checkOpsLocked(ops []store.TokenOp) error {
 func (s *Store) accessLocked(sig string) (sigKey, accessRec, bool) {
 	k, hashed := sigKeyOf(sig)
 	r, ok := s.access[k]
-	return k, r, ok && r.extra.is(sig, hashed)
+	return k, r, ok && r.shape.keys.has(hashedSig) == hashed
 }
 
 // refreshLocked finds the refresh token with signature sig.
 func (s *Store) refreshLocked(sig string) (sigKey, refreshRec, bool) {
 	k, hashed := sigKeyOf(sig)
 	r, ok := s.refresh[k]
-	return k, r, ok && r.extra.is(sig, hashed)
+	return k, r, ok && r.shape.keys.has(hashedSig) == hashed
 }
 
 // familyLocked finds the family with id.
@@ -604,11 +599,21 @@ func (s *Store) putAccessLocked(t bff.AccessToken) {
 	fam, hashedFamily := famKeyOf(t.FamilyID)
 	r := accessRec{userID: t.UserID, issued: stampOf(t.IssuedAt), expires: stampOf(t.ExpiresAt), auth: stampOf(t.AuthTime),
 		revoked: setStampOf(t.RevokedAt), fam: fam}
-	extra := tokenExtra{jti: t.JTI}
+	var extra tokenExtra
+	var keys keyForms
 	if hashed {
-		// A JWT's signature is a substring of the JWT: a copy, so that the
-		// record does not keep the whole token alive (TestJWTTokenBytes).
-		extra.signature, extra.hashedSig = strings.Clone(t.Signature), true
+		keys |= hashedSig
+	}
+	if t.JTI != "" {
+		jk, packed := jtiKeyOf(t.JTI)
+		if packed {
+			r.jti, keys = jk, keys|packedJTI
+		} else {
+			// A substring of the token's claims, maybe: a copy, so that
+			// the record does not keep the whole token alive.
+			extra.jti = strings.Clone(t.JTI)
+		}
+		s.jtis[jk] = k
 	}
 	if hashedFamily {
 		extra.familyID, extra.hashedFamily = t.FamilyID, true
@@ -616,30 +621,27 @@ func (s *Store) putAccessLocked(t bff.AccessToken) {
 	var roles timeRoles
 	r.tmpl, roles = s.compactLocked(t.Request, recordValues{t.FamilyID, t.JTI, r.issued, r.expires, r.auth}, &r.reqTimes, &extra)
 	r.shape = s.internShape(shapeKey{client: t.ClientID, grant: t.GrantType, format: t.Format, scopes: packScopes(t.Scopes),
-		jkt: t.JKT, roles: roles}, t.Scopes)
+		jkt: t.JKT, roles: roles, keys: keys}, t.Scopes)
 	r.extra = extra.orNil()
 	s.ensureFamilyLocked(t.FamilyID, fam, hashedFamily, r.shape, t.UserID, t.AuthenticatedAt())
 	s.access[k] = r
-	s.weight += r.extra.weight()
 	s.nextExpiry = min(s.nextExpiry, r.expires)
-	if t.JTI != "" {
-		s.jtis[t.JTI] = k
-	}
 }
 
 // putRefreshLocked stores t in its compact form.
 func (s *Store) putRefreshLocked(t bff.RefreshToken) {
 	k, hashed := sigKeyOf(t.Signature)
-	access, hashedAccess := sigKeyOf(t.AccessSignature)
+	access, accessHashed := sigKeyOf(t.AccessSignature)
 	fam, hashedFamily := famKeyOf(t.FamilyID)
 	r := refreshRec{userID: t.UserID, issued: stampOf(t.IssuedAt), expires: stampOf(t.ExpiresAt),
 		revoked: setStampOf(t.RevokedAt), rotated: setStampOf(t.RotatedAt), fam: fam, access: access}
 	var extra tokenExtra
+	var keys keyForms
 	if hashed {
-		extra.signature, extra.hashedSig = strings.Clone(t.Signature), true
+		keys |= hashedSig
 	}
-	if hashedAccess {
-		extra.accessSignature, extra.hashedAccess = strings.Clone(t.AccessSignature), true // see putAccessLocked
+	if accessHashed {
+		keys |= hashedAccess
 	}
 	if hashedFamily {
 		extra.familyID, extra.hashedFamily = t.FamilyID, true
@@ -648,14 +650,13 @@ func (s *Store) putRefreshLocked(t bff.RefreshToken) {
 	var roles timeRoles
 	r.tmpl, roles = s.compactLocked(t.Request, recordValues{family: t.FamilyID, issued: r.issued, expires: r.expires, auth: auth}, &r.reqTimes, &extra)
 	r.shape = s.internShape(shapeKey{client: t.ClientID, grant: t.GrantType, scopes: packScopes(t.Scopes),
-		jkt: t.JKT, roles: roles}, t.Scopes)
+		jkt: t.JKT, roles: roles, keys: keys}, t.Scopes)
 	s.ensureFamilyLocked(t.FamilyID, fam, hashedFamily, r.shape, t.UserID, t.AuthenticatedAt())
 	if auth != s.families[fam].auth {
 		extra.auth, extra.ownAuth = auth, true
 	}
 	r.extra = extra.orNil()
 	s.refresh[k] = r
-	s.weight += r.extra.weight()
 	s.nextExpiry = min(s.nextExpiry, r.expires)
 }
 
@@ -691,7 +692,7 @@ func requestOf(tmpl *reqTemplate, roles timeRoles, extra *tokenExtra, v recordVa
 // accessToken is r, stored under key k of signature sig, as a
 // bff.AccessToken.
 func accessToken(sig string, r accessRec) bff.AccessToken {
-	t := bff.AccessToken{Signature: sig, FamilyID: r.extra.family(r.fam), JTI: r.extra.jtiOf(),
+	t := bff.AccessToken{Signature: sig, FamilyID: r.extra.family(r.fam), JTI: r.jtiOf(),
 		Format: r.shape.format, ClientID: r.shape.client, UserID: r.userID, GrantType: r.shape.grant,
 		Scopes: slices.Clone(r.shape.scopes), IssuedAt: r.issued.time(), ExpiresAt: r.expires.time(),
 		AuthTime: r.auth.time(), RevokedAt: r.revoked.ptr(), JKT: r.shape.jkt}
@@ -710,7 +711,7 @@ func refreshToken(sig string, r refreshRec, f famRec) bff.RefreshToken {
 		r.revoked = f.revoked
 	}
 	t := bff.RefreshToken{Signature: sig, FamilyID: r.extra.family(r.fam),
-		AccessSignature: r.extra.accessSig(r.access), ClientID: r.shape.client, UserID: r.userID,
+		AccessSignature: r.access.string(r.shape.keys.has(hashedAccess)), ClientID: r.shape.client, UserID: r.userID,
 		GrantType: r.shape.grant, Scopes: slices.Clone(r.shape.scopes), IssuedAt: r.issued.time(),
 		ExpiresAt: r.expires.time(), AuthTime: auth.time(), RotatedAt: r.rotated.ptr(), RevokedAt: r.revoked.ptr(),
 		JKT: r.shape.jkt}
@@ -733,9 +734,8 @@ func (s *Store) ensureFamilyLocked(id string, k famKey, hashed bool, sh *tokenSh
 
 func (s *Store) dropAccessLocked(k sigKey, r accessRec) {
 	delete(s.access, k)
-	s.weight -= r.extra.weight()
-	if jti := r.extra.jtiOf(); jti != "" {
-		delete(s.jtis, jti)
+	if jk, ok := r.jtiKey(); ok && s.jtis[jk] == k {
+		delete(s.jtis, jk)
 	}
 	s.releaseShape(r.shape)
 	s.releaseTemplate(r.tmpl)
@@ -743,7 +743,6 @@ func (s *Store) dropAccessLocked(k sigKey, r accessRec) {
 
 func (s *Store) dropRefreshLocked(k sigKey, r refreshRec) {
 	delete(s.refresh, k)
-	s.weight -= r.extra.weight()
 	s.releaseShape(r.shape)
 	s.releaseTemplate(r.tmpl)
 }
@@ -770,7 +769,10 @@ func (s *Store) revokeFamilyLocked(id string, at time.Time) {
 	}
 	now := stampOf(at)
 	for _, t := range s.access {
-		if jti := t.extra.jtiOf(); t.fam == k && jti != "" && t.expires > now {
+		if t.fam != k || t.expires <= now {
+			continue
+		}
+		if jti := t.jtiOf(); jti != "" {
 			s.revokedJTIs[jti] = t.expires.time()
 		}
 	}
@@ -854,26 +856,27 @@ func (s *Store) roomLocked(ops []store.TokenOp) error {
 	}
 	n := 0
 	for _, op := range ops {
-		switch op := op.(type) {
-		case store.CreateAccessToken:
-			n += 1 + longSignatures(op.Token.Signature)
-		case store.CreateRefreshToken:
-			n += 1 + longSignatures(op.Token.Signature, op.Token.AccessSignature)
+		switch op.(type) {
+		case store.CreateAccessToken, store.CreateRefreshToken:
+			n++
 		}
 	}
-	if n == 0 || s.weight+n <= s.maxTokens {
+	if n == 0 || s.tokens()+n <= s.maxTokens {
 		return nil
 	}
 	if now := time.Now(); stampOf(now) > s.nextExpiry && now.Sub(s.lastPrune) >= capPruneEvery {
 		s.lastPrune = now
 		s.pruneLocked(now)
 	}
-	if s.weight+n > s.maxTokens {
+	if s.tokens()+n > s.maxTokens {
 		return fmt.Errorf("the in-memory store holds its maximum of %d tokens (BFF_MEMORY_MAX_TOKENS): %w",
 			s.maxTokens, bff.ErrUnavailable)
 	}
 	return nil
 }
+
+// tokens is how many tokens the store holds.
+func (s *Store) tokens() int { return len(s.access) + len(s.refresh) }
 
 // pruneLocked deletes what expired before before and returns how many
 // records it deleted.
@@ -984,15 +987,15 @@ func (s *Store) DeleteSession(_ context.Context, id string) error {
 func (s *Store) GetAccessTokenByJTI(ctx context.Context, jti string) (bff.AccessToken, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	k, ok := s.jtis[jti]
-	if !ok {
+	jk, packed := jtiKeyOf(jti)
+	k, ok := s.jtis[jk]
+	r, found := s.access[k]
+	if !ok || !found || r.jtiOf() != jti || r.shape.keys.has(packedJTI) != packed {
 		return bff.AccessToken{}, fmt.Errorf("access token: %w", bff.ErrNotFound)
 	}
-	r, ok := s.access[k]
-	if !ok {
-		return bff.AccessToken{}, fmt.Errorf("access token: %w", bff.ErrNotFound)
-	}
-	return s.withFamilyLocked(r.extra.sig(k), r), nil
+	// The caller has no signature: the record's, in its digest form when
+	// hashed (sigKey.string), which the store takes back as the same.
+	return s.withFamilyLocked(k.string(r.shape.keys.has(hashedSig)), r), nil
 }
 
 // --- login throttle ---

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -99,33 +98,6 @@ func TestTokenCapPrunesAsTokensExpire(t *testing.T) {
 	}
 	if _, err := s.GetAccessToken(context.Background(), "later"); err != nil {
 		t.Errorf("the live token is gone: %v", err)
-	}
-}
-
-// TestTokenCapCountsJWTsTwice: a token whose record keeps a JWT's
-// signature counts as two against the cap, and gives both back when it
-// goes.
-func TestTokenCapCountsJWTsTwice(t *testing.T) {
-	hour := time.Now().Add(time.Hour)
-	s, issue := cappedStore(t, 3)
-	jwtSig := strings.Repeat("s", 342) // an RS256 signature's length
-	if err := issue(jwtSig, bff.FormatJWT, time.Now().Add(time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	opaque := func(i int) string { return fmt.Sprintf("opaque-%d-%s", i, strings.Repeat("o", 34)) }
-	if err := issue(opaque(1), bff.FormatBearer, hour); err != nil {
-		t.Fatalf("the third unit of the cap: %v", err)
-	}
-	if err := issue(opaque(2), bff.FormatBearer, hour); !errors.Is(err, bff.ErrUnavailable) {
-		t.Fatalf("past a cap of 3 with a JWT and an opaque token: %v, want ErrUnavailable", err)
-	}
-	if _, err := s.PruneTokens(context.Background(), time.Now().Add(time.Minute)); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 2 {
-		if err := issue(opaque(3+i), bff.FormatBearer, hour); err != nil {
-			t.Errorf("opaque token %d after the JWT's record was pruned: %v", i+1, err)
-		}
 	}
 }
 

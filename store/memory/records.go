@@ -11,15 +11,17 @@ import (
 	"time"
 
 	bff "github.com/openedx/mobile-auth-bff"
+	"github.com/openedx/mobile-auth-bff/store"
 )
 
 // The token records are compact (issue 14; BenchmarkTokenBytes: ~1,000
 // bytes of heap per live token before, ~300 now): what many tokens share
 // (client, grant type, scopes, format, DPoP key) is one interned
 // tokenShape, their serialized request with the token's own values taken
-// out one interned reqTemplate, times are Unix nanoseconds, signatures and
-// family ids fixed-size map keys, and what few tokens have (a JTI, a
-// signature, family id or request of an unusual form) hangs off an extra
+// out one interned reqTemplate, times are Unix nanoseconds, signatures,
+// JTIs and family ids fixed-size keys (a JWT's signature is kept only as
+// its SHA-256: ADR 32), and what few tokens have (a JTI or family id of an
+// unusual form, a request that does not compact) hangs off an extra
 // pointer that is nil otherwise. The store converts at its edge: its
 // methods take and return the bff records as before.
 
@@ -84,9 +86,10 @@ func (s stamp) ptr() *time.Time {
 
 // sigKey is a token signature as a map key: the 32 bytes of an HMAC
 // signature (43 characters of unpadded base64url, what opaque tokens
-// have), or the SHA-256 of any other signature (hashed: its record keeps
-// the signature whole in its extra, and a lookup compares it, so that no
-// signature finds the record of another).
+// have), or the SHA-256 of any other signature (hashed: a JWT's 342
+// characters are not kept, ADR 32). Whether a record's key is hashed is in
+// its shape (keyForms), so that no signature finds the record of another
+// whose hashed key is its bytes.
 type sigKey [32]byte
 
 var strictBase64 = base64.RawURLEncoding.Strict()
@@ -97,11 +100,40 @@ func sigKeyOf(sig string) (k sigKey, hashed bool) {
 			return k, false
 		}
 	}
+	if d, ok := strings.CutPrefix(sig, store.DigestPrefix); ok && len(d) == 43 {
+		if n, err := strictBase64.Decode(k[:], []byte(d)); err == nil && n == len(k) {
+			return k, true
+		}
+	}
 	return sha256.Sum256([]byte(sig)), true
 }
 
-// string is the signature of a key that is not hashed.
-func (k sigKey) string() string { return strictBase64.EncodeToString(k[:]) }
+// string is the signature of k: itself when not hashed, else its digest
+// form (store.DigestPrefix), which sigKeyOf takes back as the same key.
+func (k sigKey) string(hashed bool) string {
+	var buf [len(store.DigestPrefix) + 43]byte // one allocation: the string
+	b := buf[:0]
+	if hashed {
+		b = append(b, store.DigestPrefix...)
+	}
+	return string(strictBase64.AppendEncode(b, k[:]))
+}
+
+// jtiKey is a JWT's id as a record keeps it and as a map key: the 16 bytes
+// of the service's ids (22 characters of unpadded base64url,
+// bff.RandomID(16)), or the first 16 bytes of the SHA-256 of any other id
+// (hashed: the record's extra keeps the id and a lookup compares it).
+type jtiKey [16]byte
+
+func jtiKeyOf(jti string) (k jtiKey, packed bool) {
+	if len(jti) == 22 {
+		if n, err := strictBase64.Decode(k[:], []byte(jti)); err == nil && n == len(k) {
+			return k, true
+		}
+	}
+	h := sha256.Sum256([]byte(jti))
+	return jtiKey(h[:16]), false
+}
 
 // famKey is a family id (fosite's request id) as a map key: the 16 bytes
 // of a UUID in its canonical lowercase form, or the first 16 bytes of the
@@ -177,7 +209,20 @@ type shapeKey struct {
 	// roles are what the time marks of the token's request template
 	// stand for (compactRequest).
 	roles timeRoles
+	keys  keyForms
 }
+
+// keyForms says how a record keeps its keys.
+type keyForms uint8
+
+const (
+	hashedSig    keyForms = 1 << iota // its signature's key is hashed (sigKeyOf)
+	hashedAccess                      // a refresh token's access signature's key is
+	packedJTI                         // an access token's JTI is in accessRec.jti
+)
+
+// has reports whether every form of f is in fs.
+func (fs keyForms) has(f keyForms) bool { return fs&f == f }
 
 // tokenShape is an interned shapeKey, counted by the records (tokens and
 // families) that point to it.
@@ -263,11 +308,10 @@ func (s *Store) releaseShape(sh *tokenShape) {
 
 // tokenExtra is what few tokens have; nil for most.
 type tokenExtra struct {
-	jti string
-	// The signature, the refresh token's access token's signature and the
-	// family id when their keys are hashed.
-	signature, accessSignature, familyID  string
-	hashedSig, hashedAccess, hashedFamily bool
+	jti string // when the JTI is not packed (jtiKeyOf)
+	// familyID is the family id when its key is hashed.
+	familyID     string
+	hashedFamily bool
 	// auth is a refresh token's auth time when it is not its family's
 	// (ownAuth).
 	auth    stamp
@@ -275,61 +319,12 @@ type tokenExtra struct {
 	request []byte // when compactRequest cannot take it apart
 }
 
-// weight is what the record of e counts against the store's cap: 1, and
-// 1 more when it keeps a long signature of its own (longSignatures).
-func (e *tokenExtra) weight() int {
-	if e == nil {
-		return 1
-	}
-	// A signature that is its record's key is not kept: its field is "".
-	return 1 + longSignatures(e.signature, e.accessSignature)
-}
-
-// longSignatures is 1 when one of sigs is long enough to count against
-// the cap (a JWT's: 342 characters beside a record's few hundred bytes),
-// else 0. Only a signature that is not an opaque token's (whose key is the
-// signature itself: sigKeyOf) can be, so a new token's weight is known
-// before its record is made.
-func longSignatures(sigs ...string) int {
-	for _, sig := range sigs {
-		if len(sig) > 64 {
-			return 1
-		}
-	}
-	return 0
-}
-
 // orNil is e, or nil when it holds nothing.
 func (e *tokenExtra) orNil() *tokenExtra {
-	if e.jti == "" && e.request == nil && !e.hashedSig && !e.hashedAccess && !e.hashedFamily && !e.ownAuth {
+	if e.jti == "" && e.request == nil && !e.hashedFamily && !e.ownAuth {
 		return nil
 	}
 	return e
-}
-
-// is reports whether the record of e, found under the key of sig
-// (hashed or not), is sig's.
-func (e *tokenExtra) is(sig string, hashed bool) bool {
-	if e == nil || !e.hashedSig {
-		return !hashed
-	}
-	return hashed && e.signature == sig
-}
-
-// sig is the signature of the record of e with key k.
-func (e *tokenExtra) sig(k sigKey) string {
-	if e != nil && e.hashedSig {
-		return e.signature
-	}
-	return k.string()
-}
-
-// accessSig is the access token signature of the refresh record of e.
-func (e *tokenExtra) accessSig(k sigKey) string {
-	if e != nil && e.hashedAccess {
-		return e.accessSignature
-	}
-	return k.string()
 }
 
 // family is the family id of the record of e, whose family has key k.
@@ -340,15 +335,8 @@ func (e *tokenExtra) family(k famKey) string {
 	return k.uuid()
 }
 
-func (e *tokenExtra) jtiOf() string {
-	if e == nil {
-		return ""
-	}
-	return e.jti
-}
-
 // accessRec is a stored access token (bff.AccessToken) without its
-// signature, which is its key: 96 bytes.
+// signature, which is its key: 112 bytes.
 type accessRec struct {
 	shape                          *tokenShape
 	tmpl                           *reqTemplate // nil: no request, or extra.request
@@ -357,6 +345,30 @@ type accessRec struct {
 	issued, expires, auth, revoked stamp
 	reqTimes                       [2]stamp // compactRequest's
 	fam                            famKey
+	jti                            jtiKey // when packed (keyForms)
+}
+
+// jtiOf is the JTI of the record, "" for none.
+func (r *accessRec) jtiOf() string {
+	if r.shape.keys.has(packedJTI) {
+		return strictBase64.EncodeToString(r.jti[:])
+	}
+	if r.extra == nil {
+		return ""
+	}
+	return r.extra.jti
+}
+
+// jtiKey is the key of the record's JTI, and whether it has one.
+func (r *accessRec) jtiKey() (jtiKey, bool) {
+	if r.shape.keys.has(packedJTI) {
+		return r.jti, true
+	}
+	if r.extra == nil || r.extra.jti == "" {
+		return jtiKey{}, false
+	}
+	k, _ := jtiKeyOf(r.extra.jti)
+	return k, true
 }
 
 // refreshRec is a stored refresh token (bff.RefreshToken): 128 bytes, the

@@ -713,6 +713,27 @@ func testKeys(t *testing.T, s store.Store) {
 	}
 }
 
+// namesAccessToken checks that sig, a signature the store gave back (a
+// refresh token's access signature, the signature of a JWT's record found
+// by its id), names the access token want: it is want's signature or a
+// form of it the store takes as the same (store.Tokens).
+func namesAccessToken(t *testing.T, s store.Store, what, sig string, want bff.AccessToken) {
+	t.Helper()
+	ctx := context.Background()
+	got, err := s.GetAccessToken(ctx, sig)
+	if err != nil {
+		t.Fatalf("%s %q finds no access token: %v", what, sig, err)
+	}
+	byOwn, err := s.GetAccessToken(ctx, want.Signature)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Signature = byOwn.Signature
+	if diff := cmp.Diff(byOwn, got, timeOpts, jsonEqual); diff != "" || got.FamilyID != want.FamilyID || got.JTI != want.JTI {
+		t.Errorf("%s %q finds another access token than %q (-by its own +by it):\n%s", what, sig, want.Signature, diff)
+	}
+}
+
 func accessToken(sig, family string, exp time.Time) bff.AccessToken {
 	return bff.AccessToken{Signature: sig, FamilyID: family, Format: bff.FormatBearer, ClientID: "mobile",
 		GrantType: bff.GrantPassword, Scopes: []string{"read"}, IssuedAt: now(), ExpiresAt: exp,
@@ -758,6 +779,8 @@ func testTokenRoundTrip(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	namesAccessToken(t, s, "the refresh token's access signature", gotR.AccessSignature, a)
+	r.AccessSignature = gotR.AccessSignature
 	if diff := cmp.Diff(r, gotR, timeOpts, jsonEqual); diff != "" {
 		t.Errorf("GetRefreshToken (-want +got):\n%s", diff)
 	}
@@ -1464,8 +1487,16 @@ func testAccessTokenByJTI(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	got, err := s.GetAccessTokenByJTI(ctx, "the-jti")
-	if err != nil || got.Signature != "sig-j" || got.FamilyID != "fam-j" {
+	if err != nil || got.FamilyID != "fam-j" || got.JTI != "the-jti" {
 		t.Errorf("GetAccessTokenByJTI = %+v, %v", got, err)
+	}
+	namesAccessToken(t, s, "the signature of the record found by its JTI", got.Signature, a)
+	// It revokes the token it names.
+	if err := s.ApplyTokenOps(ctx, []store.TokenOp{store.RevokeAccessToken{Signature: got.Signature, At: now()}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetAccessToken(ctx, "sig-j"); err != nil || got.RevokedAt == nil {
+		t.Errorf("revoked through the signature the store gave back: %+v, %v", got.RevokedAt, err)
 	}
 	for _, jti := range []string{"other", "", "bad\x00"} {
 		if _, err := s.GetAccessTokenByJTI(ctx, jti); !errors.Is(err, bff.ErrNotFound) {
