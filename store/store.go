@@ -51,7 +51,8 @@ type Clients interface {
 	DeleteClient(ctx context.Context, id string) error
 }
 
-// Users keeps accounts.
+// Users keeps accounts. A user is never renamed nor deleted (the in-memory
+// store's token records get their user's username back from the user).
 type Users interface {
 	// CreateUser assigns the id and timestamps and returns the stored user.
 	// Usernames and emails share one namespace keyed by bff.LoginKey: a

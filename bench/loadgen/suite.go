@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -642,30 +643,70 @@ func measureRSS(ctx context.Context, cfg suiteConfig, bin string, env []string, 
 // it alone when it matches (with the ceiling scenario, as always).
 const tokenBytesReading = "bytes per token"
 
-// measureTokenBytes issues cfg.tokens opaque tokens to a fresh in-memory
-// process and divides the RSS growth by them.
+// tokenFormats are the formats of the bytes-per-token reading: each its
+// own fresh process.
+var tokenFormats = []string{"bearer", "jwt"}
+
+// measureTokenBytes issues cfg.tokens client-credentials tokens of each
+// format to a fresh in-memory process and divides the growth of its live
+// heap and of its RSS by them.
 func measureTokenBytes(ctx context.Context, cfg suiteConfig, bin string, env []string, sr *storeReport, logf func(string, ...any)) error {
+	var errs []error
+	for _, format := range tokenFormats {
+		tb, err := measureTokenBytesOf(ctx, cfg, bin, env, format)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", format, err))
+			continue
+		}
+		sr.TokenBytes = append(sr.TokenBytes, tb)
+		live := "no live-heap metric"
+		if tb.LiveDelta != 0 {
+			live = fmt.Sprintf("live heap %.0f B/token", tb.livePerToken())
+		}
+		logf("%-9s %d %s tokens: RSS +%.1f MiB, %.0f B/token; %s", sr.Store, tb.Tokens, format, mib(tb.RSSDelta), tb.rssPerToken(), live)
+	}
+	return errors.Join(errs...)
+}
+
+// measureTokenBytesOf is measureTokenBytes for one format. The live heap
+// is the service's go_gc_heap_live_bytes, what its last collection found
+// live; a password login makes one (the service collects and gives memory
+// back once its password checks are over), before the tokens and after.
+// A binary without the metric (an older baseline) gives RSS only.
+func measureTokenBytesOf(ctx context.Context, cfg suiteConfig, bin string, env []string, format string) (tokenBytes, error) {
+	tb := tokenBytes{Format: format}
 	svc, err := startService(ctx, bin, env)
 	if err != nil {
-		return err
+		return tb, err
 	}
 	defer svc.stop()
-	fx, err := createFixtures(ctx, svc, 0)
+	fx, err := createFixtures(ctx, svc, 1)
 	if err != nil {
-		return err
+		return tb, err
 	}
-	t := newTarget(config{baseURL: svc.public, concurrency: cfg.concurrency, clientID: fx.backend, clientSecret: fx.secret})
-	c := clientCredentials("bearer")(t)
+	t := newTarget(config{baseURL: svc.public, concurrency: cfg.concurrency, clientID: fx.backend, clientSecret: fx.secret,
+		username: fx.users[0].username, password: fx.users[0].password})
+	collected := func() (float64, bool, error) {
+		if _, err := t.login(ctx, fx.mobile, "bearer"); err != nil {
+			return 0, false, err
+		}
+		time.Sleep(1500 * time.Millisecond) // the service's quiet time after a check, and more
+		return svc.metric(ctx, "go_gc_heap_live_bytes")
+	}
+	c := clientCredentials(format)(t)
 	// A few first, so that the pools and buffers of serving are in the baseline.
 	for range 50 {
 		if l := c(ctx); l != "" {
-			return fmt.Errorf("client credentials: %s", l)
+			return tb, fmt.Errorf("client credentials: %s", l)
 		}
 	}
-	time.Sleep(time.Second)
+	liveBefore, hasLive, err := collected()
+	if err != nil {
+		return tb, err
+	}
 	before, err := processMemory(svc.pid)
 	if err != nil {
-		return err
+		return tb, err
 	}
 	var next, failed atomic.Int64
 	var wg sync.WaitGroup
@@ -679,19 +720,24 @@ func measureTokenBytes(ctx context.Context, cfg suiteConfig, bin string, env []s
 		})
 	}
 	wg.Wait()
-	issued := cfg.tokens - int(failed.Load()) // a refused request stores no token
-	if issued <= 0 {
-		return fmt.Errorf("all %d token requests failed", cfg.tokens)
+	tb.Tokens = cfg.tokens - int(failed.Load()) // a refused request stores no token
+	if tb.Tokens <= 0 {
+		return tb, fmt.Errorf("all %d token requests failed", cfg.tokens)
 	}
 	time.Sleep(2 * time.Second)
 	after, err := processMemory(svc.pid)
 	if err != nil {
-		return err
+		return tb, err
 	}
-	sr.TokensIssued, sr.TokenRSSDelta = issued, after.RSS-before.RSS
-	sr.BytesPerToken = round(float64(sr.TokenRSSDelta)/float64(issued), 0)
-	logf("%-9s %d tokens: RSS %.1f → %.1f MiB, %.0f bytes per token", sr.Store, issued, mib(before.RSS), mib(after.RSS), sr.BytesPerToken)
-	return nil
+	tb.RSSDelta = after.RSS - before.RSS
+	liveAfter, _, err := collected()
+	if err != nil {
+		return tb, err
+	}
+	if hasLive {
+		tb.LiveDelta = int64(liveAfter - liveBefore) // with the second login's two tokens: noise
+	}
+	return tb, nil
 }
 
 // The suite's service configuration. The admin token and secret are made
@@ -859,6 +905,42 @@ func createFixtures(ctx context.Context, s *service, n int) (fixtures, error) {
 	}
 	wg.Wait()
 	return fx, errors.Join(errs...)
+}
+
+// metric reads an unlabelled sample of the service's /metrics; ok is
+// false when the service does not export it.
+func (s *service) metric(ctx context.Context, name string) (v float64, ok bool, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.admin+"/metrics", nil)
+	if err != nil {
+		return 0, false, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, false, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return 0, false, fmt.Errorf("GET /metrics: %d %v", resp.StatusCode, err)
+	}
+	return metricValue(string(body), name)
+}
+
+// metricValue finds the sample "name value" in a Prometheus text
+// exposition.
+func metricValue(text, name string) (float64, bool, error) {
+	for line := range strings.Lines(text) {
+		rest, found := strings.CutPrefix(line, name+" ")
+		if !found {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		if err != nil {
+			return 0, false, fmt.Errorf("metric %s: %w", name, err)
+		}
+		return v, true, nil
+	}
+	return 0, false, nil
 }
 
 // adminPost sends JSON to the admin API and returns the 2xx answer's body.

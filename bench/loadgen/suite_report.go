@@ -108,6 +108,38 @@ func (b bounds) tightest(kinds []bound, cores int) (bound, float64) {
 	return best, v
 }
 
+// tokenBytes is one reading of what the in-memory store keeps per token:
+// a fresh process issued Tokens client-credentials tokens of Format.
+type tokenBytes struct {
+	Format    string // "bearer" (opaque) or "jwt"
+	Tokens    int
+	RSSDelta  int64 // bytes
+	LiveDelta int64 // bytes of live heap (go_gc_heap_live_bytes); 0: not exported
+}
+
+func (tb tokenBytes) rssPerToken() float64 { return round(float64(tb.RSSDelta)/float64(tb.Tokens), 0) }
+func (tb tokenBytes) livePerToken() float64 {
+	return round(float64(tb.LiveDelta)/float64(tb.Tokens), 0)
+}
+
+// formatName is how the report names a format's tokens.
+func formatName(format string) string {
+	if format == "jwt" {
+		return "JWT"
+	}
+	return "opaque"
+}
+
+// tokenBytesOf is the reading of format, if any.
+func (s *storeReport) tokenBytesOf(format string) (tokenBytes, bool) {
+	for _, tb := range s.TokenBytes {
+		if tb.Format == format {
+			return tb, true
+		}
+	}
+	return tokenBytes{}, false
+}
+
 // storeReport is one store's results.
 type storeReport struct {
 	Store         string // "memory" or "postgres"
@@ -115,11 +147,9 @@ type storeReport struct {
 	RSSIdle       int64 // bytes, right after start-up
 	RSSAfterLogin int64 // after the users' creation, 100 logins and the idle wait
 	Logins        int
-	LoginsRefused int     // answers (503) to login attempts that were tried again
-	BytesPerToken float64 // in-memory store: RSS delta / tokens; 0 if not measured
-	TokenRSSDelta int64
-	TokensIssued  int
-	Failed        []string // measurements that could not be made, and why
+	LoginsRefused int          // answers (503) to login attempts that were tried again
+	TokenBytes    []tokenBytes // in-memory store: the bytes-per-token readings, by format
+	Failed        []string     // measurements that could not be made, and why
 	// Before is the baseline's results, scenario by scenario (-baseline).
 	Before *storeReport
 }
@@ -291,9 +321,12 @@ func renderReport(w io.Writer, r report) error {
 		for _, f := range s.Failed {
 			p("- not measured: %s\n", f)
 		}
-		if s.TokensIssued > 0 {
-			p("- in-memory store: %d live opaque tokens (client credentials) raised RSS by %.1f MiB: **%.0f bytes per live token**\n",
-				s.TokensIssued, mib(s.TokenRSSDelta), s.BytesPerToken)
+		for _, tb := range s.TokenBytes {
+			p("- in-memory store, %d live %s tokens (client credentials): ", tb.Tokens, formatName(tb.Format))
+			if tb.LiveDelta != 0 {
+				p("**%.0f bytes of live heap per token** (%.1f MiB); ", tb.livePerToken(), mib(tb.LiveDelta))
+			}
+			p("RSS grew by %.1f MiB, %.0f bytes per token (with the garbage collector's headroom)\n", mib(tb.RSSDelta), tb.rssPerToken())
 		}
 	}
 
@@ -314,8 +347,22 @@ func renderReport(w io.Writer, r report) error {
 			peakA = max(peakA, row.PeakRSS)
 		}
 		p("| RSS peak under any scenario | %.1f MiB | %.1f MiB |\n", mib(peakB), mib(peakA))
-		if s.TokensIssued > 0 {
-			p("| bytes per live in-memory token | %.0f | %.0f |\n", b.BytesPerToken, s.BytesPerToken)
+		for _, format := range tokenFormats {
+			after, ok := s.tokenBytesOf(format)
+			if !ok {
+				continue
+			}
+			before, hasBefore := b.tokenBytesOf(format)
+			reading := func(v float64, ok bool) string {
+				if !ok {
+					return "—"
+				}
+				return fmt.Sprintf("%.0f", v)
+			}
+			p("| live heap per in-memory %s token, bytes | %s | %s |\n", formatName(format),
+				reading(before.livePerToken(), hasBefore && before.LiveDelta != 0), reading(after.livePerToken(), after.LiveDelta != 0))
+			p("| RSS per in-memory %s token, bytes | %s | %s |\n", formatName(format),
+				reading(before.rssPerToken(), hasBefore), reading(after.rssPerToken(), true))
 		}
 	}
 
@@ -337,8 +384,11 @@ func renderReport(w io.Writer, r report) error {
 		"were measured to use.\n")
 	p("- Peak RSS: the highest of `VmRSS` sampled every 50 ms and `VmHWM` (reset through `clear_refs` before each run) " +
 		"of `/proc/<pid>/status`.\n")
-	p("- Bytes per live token: RSS after issuing the tokens (and 2 s of rest) minus RSS before, ÷ tokens: an upper " +
-		"bound, since the Go heap keeps some headroom.\n")
+	p("- Bytes per live token: a fresh process per format issues the tokens (client credentials, 50 connections). " +
+		"Live heap: the service's `go_gc_heap_live_bytes` (what its last garbage collection found live) after the " +
+		"tokens minus before them, each read after a password login (the service collects once its checks are over), ÷ " +
+		"tokens: what the store keeps. RSS: `VmRSS` after the tokens (and 2 s of rest) minus before, ÷ tokens: with the " +
+		"heap's headroom (Go lets the heap grow to twice what is live before it collects, `GOGC=100`).\n")
 	_, err := io.WriteString(w, b.String())
 	return err
 }

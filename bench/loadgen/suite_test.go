@@ -173,7 +173,8 @@ func TestRenderReport(t *testing.T) {
 			Failed:        []string{"bytes per token: all 20 token requests failed"},
 			LoginsRefused: 31,
 			RSSIdle:       24 << 20, RSSAfterLogin: 62 << 20, Logins: 100,
-			TokensIssued: 20000, TokenRSSDelta: 40 << 20, BytesPerToken: 2097,
+			TokenBytes: []tokenBytes{{Format: "bearer", Tokens: 20000, RSSDelta: 40 << 20, LiveDelta: 6 << 20},
+				{Format: "jwt", Tokens: 10000, RSSDelta: 8 << 20}},
 		}},
 	}
 	var b strings.Builder
@@ -209,7 +210,9 @@ func TestRenderReport(t *testing.T) {
 		"- RSS after creating the users, 100 logins and 1m0s idle: **62.0 MiB** (31 login attempts were refused on the way and tried again)",
 		"- not measured: bytes per token: all 20 token requests failed",
 		"- RSS peak under any scenario: **130.0 MiB**",
-		"20000 live opaque tokens (client credentials) raised RSS by 40.0 MiB: **2097 bytes per live token**",
+		"- in-memory store, 20000 live opaque tokens (client credentials): **315 bytes of live heap per token** (6.0 MiB); RSS grew by 40.0 MiB, 2097 bytes per token",
+		// A baseline without the live-heap metric: RSS only.
+		"- in-memory store, 10000 live JWT tokens (client credentials): RSS grew by 8.0 MiB, 839 bytes per token (with",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("report lacks %q:\n%s", want, got)
@@ -431,5 +434,23 @@ func TestParallelRate(t *testing.T) {
 	}
 	if _, err := parallelRate(time.Second, 2, func() error { return errors.New("boom") }); err == nil {
 		t.Error("parallelRate: an op's error is lost")
+	}
+}
+
+// TestMetricValue: the sample of the name asked for, not one whose name
+// it starts, not a comment.
+func TestMetricValue(t *testing.T) {
+	text := "# HELP go_gc_heap_live_bytes Heap memory occupied by live objects.\n" +
+		"# TYPE go_gc_heap_live_bytes gauge\n" +
+		"go_gc_heap_live_bytes_other 1\n" +
+		"go_gc_heap_live_bytes 1.2345e+07\n"
+	if v, ok, err := metricValue(text, "go_gc_heap_live_bytes"); err != nil || !ok || v != 12345000 {
+		t.Errorf("go_gc_heap_live_bytes = %v, %v, %v; want 12345000", v, ok, err)
+	}
+	if _, ok, err := metricValue(text, "go_goroutines"); ok || err != nil {
+		t.Errorf("a metric not exported: %v, %v", ok, err)
+	}
+	if _, _, err := metricValue("x NaNx\n", "x"); err == nil {
+		t.Error("a value that is no number: no error")
 	}
 }

@@ -23,7 +23,10 @@ func TestE2EAdminAPI(t *testing.T) {
 				t.Errorf("admin call with %v: %d %s", h, r.status, r.header)
 			}
 		}
-		if r := do(t, "GET", s.admin+"/metrics", nil, nil); r.status != 200 || !strings.Contains(string(r.body), "bff_http_requests_total") {
+		// The service's own, and the live heap (what the memory readings of
+		// bench/loadgen divide).
+		if r := do(t, "GET", s.admin+"/metrics", nil, nil); r.status != 200 || !strings.Contains(string(r.body), "bff_http_requests_total") ||
+			!strings.Contains(string(r.body), "\ngo_gc_heap_live_bytes ") || !strings.Contains(string(r.body), "\nprocess_resident_memory_bytes ") {
 			t.Errorf("metrics: %d", r.status)
 		}
 		// The admin API is not on the public listener.

@@ -619,7 +619,8 @@ func (s *Store) putAccessLocked(t bff.AccessToken) {
 		extra.familyID, extra.hashedFamily = t.FamilyID, true
 	}
 	var roles timeRoles
-	r.tmpl, roles = s.compactLocked(t.Request, recordValues{t.FamilyID, t.JTI, r.issued, r.expires, r.auth}, &r.reqTimes, &extra)
+	r.tmpl, roles = s.compactLocked(t.Request, s.valuesLocked(recordValues{family: t.FamilyID, jti: t.JTI, issued: r.issued,
+		expires: r.expires, auth: r.auth}, t.UserID), &r.reqTimes, &extra)
 	r.shape = s.internShape(shapeKey{client: t.ClientID, grant: t.GrantType, format: t.Format, scopes: packScopes(t.Scopes),
 		jkt: t.JKT, roles: roles, keys: keys}, t.Scopes)
 	r.extra = extra.orNil()
@@ -648,7 +649,8 @@ func (s *Store) putRefreshLocked(t bff.RefreshToken) {
 	}
 	auth := stampOf(t.AuthTime)
 	var roles timeRoles
-	r.tmpl, roles = s.compactLocked(t.Request, recordValues{family: t.FamilyID, issued: r.issued, expires: r.expires, auth: auth}, &r.reqTimes, &extra)
+	r.tmpl, roles = s.compactLocked(t.Request, s.valuesLocked(recordValues{family: t.FamilyID, issued: r.issued, expires: r.expires,
+		auth: auth}, t.UserID), &r.reqTimes, &extra)
 	r.shape = s.internShape(shapeKey{client: t.ClientID, grant: t.GrantType, scopes: packScopes(t.Scopes),
 		jkt: t.JKT, roles: roles, keys: keys}, t.Scopes)
 	s.ensureFamilyLocked(t.FamilyID, fam, hashedFamily, r.shape, t.UserID, t.AuthenticatedAt())
@@ -676,6 +678,20 @@ func (s *Store) compactLocked(req []byte, v recordValues, times *[2]stamp, extra
 	return s.internTemplate(text), roles
 }
 
+// valuesLocked is v with the values of the token's user, userID (0: none).
+func (s *Store) valuesLocked(v recordValues, userID int64) recordValues {
+	v.username, v.userID = s.usernameLocked(userID), userID
+	return v
+}
+
+// usernameLocked is the username of user id, "" for none.
+func (s *Store) usernameLocked(id int64) string {
+	if id == 0 {
+		return ""
+	}
+	return s.users[id].Username
+}
+
 // requestOf is the serialized request of a record.
 func requestOf(tmpl *reqTemplate, roles timeRoles, extra *tokenExtra, v recordValues, times [2]stamp) []byte {
 	switch {
@@ -684,25 +700,27 @@ func requestOf(tmpl *reqTemplate, roles timeRoles, extra *tokenExtra, v recordVa
 	case tmpl == nil:
 		return nil
 	}
-	// Each mark stands for a quoted time (at most 37 bytes), family id or JTI.
-	n := len(tmpl.text) + tmpl.marks*(max(len(time.RFC3339Nano), len(v.family), len(v.jti))+2)
+	// Each mark stands for a quoted time (at most 37 bytes), family id, JTI
+	// or username, or a user id (at most 20 bytes).
+	n := len(tmpl.text) + tmpl.marks*(max(len(time.RFC3339Nano), len(v.family), len(v.jti), len(v.username), 20)+2)
 	return expandRequest(make([]byte, 0, n), tmpl.text, roles, v, times)
 }
 
-// accessToken is r, stored under key k of signature sig, as a
-// bff.AccessToken.
-func accessToken(sig string, r accessRec) bff.AccessToken {
+// accessToken is r, of signature sig, as a bff.AccessToken; username is
+// its user's.
+func accessToken(sig string, r accessRec, username string) bff.AccessToken {
 	t := bff.AccessToken{Signature: sig, FamilyID: r.extra.family(r.fam), JTI: r.jtiOf(),
 		Format: r.shape.format, ClientID: r.shape.client, UserID: r.userID, GrantType: r.shape.grant,
 		Scopes: slices.Clone(r.shape.scopes), IssuedAt: r.issued.time(), ExpiresAt: r.expires.time(),
 		AuthTime: r.auth.time(), RevokedAt: r.revoked.ptr(), JKT: r.shape.jkt}
-	t.Request = requestOf(r.tmpl, r.shape.roles, r.extra, recordValues{t.FamilyID, t.JTI, r.issued, r.expires, r.auth}, r.reqTimes)
+	t.Request = requestOf(r.tmpl, r.shape.roles, r.extra, recordValues{family: t.FamilyID, jti: t.JTI, issued: r.issued,
+		expires: r.expires, auth: r.auth, username: username, userID: r.userID}, r.reqTimes)
 	return t
 }
 
 // refreshToken is r, of signature sig, as a bff.RefreshToken; f is its
-// family.
-func refreshToken(sig string, r refreshRec, f famRec) bff.RefreshToken {
+// family, username its user's.
+func refreshToken(sig string, r refreshRec, f famRec, username string) bff.RefreshToken {
 	auth := f.auth
 	if r.extra != nil && r.extra.ownAuth {
 		auth = r.extra.auth
@@ -715,7 +733,8 @@ func refreshToken(sig string, r refreshRec, f famRec) bff.RefreshToken {
 		GrantType: r.shape.grant, Scopes: slices.Clone(r.shape.scopes), IssuedAt: r.issued.time(),
 		ExpiresAt: r.expires.time(), AuthTime: auth.time(), RotatedAt: r.rotated.ptr(), RevokedAt: r.revoked.ptr(),
 		JKT: r.shape.jkt}
-	t.Request = requestOf(r.tmpl, r.shape.roles, r.extra, recordValues{family: t.FamilyID, issued: r.issued, expires: r.expires, auth: auth}, r.reqTimes)
+	t.Request = requestOf(r.tmpl, r.shape.roles, r.extra, recordValues{family: t.FamilyID, issued: r.issued, expires: r.expires,
+		auth: auth, username: username, userID: r.userID}, r.reqTimes)
 	return t
 }
 
@@ -795,7 +814,7 @@ func (s *Store) withFamilyLocked(sig string, r accessRec) bff.AccessToken {
 	if r.revoked == 0 {
 		r.revoked = s.families[r.fam].revoked
 	}
-	return accessToken(sig, r)
+	return accessToken(sig, r, s.usernameLocked(r.userID))
 }
 
 // GetRefreshToken returns a refresh token by signature.
@@ -806,7 +825,7 @@ func (s *Store) GetRefreshToken(_ context.Context, signature string) (bff.Refres
 	if !ok {
 		return bff.RefreshToken{}, fmt.Errorf("refresh token: %w", bff.ErrNotFound)
 	}
-	return refreshToken(signature, r, s.families[r.fam]), nil
+	return refreshToken(signature, r, s.families[r.fam], s.usernameLocked(r.userID)), nil
 }
 
 // IsJTIRevoked reports whether jti is on the revoked list.

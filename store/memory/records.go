@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -403,10 +404,14 @@ func (s *Store) familyID(k famKey) string {
 }
 
 // recordValues are a token's own values that its serialized request may
-// repeat: compactRequest replaces them with marks.
+// repeat: compactRequest replaces them with marks. The user's are its
+// user's username and id, which a record gets back from the store's users
+// (never renamed nor deleted: store.Users has no method for either).
 type recordValues struct {
 	family, jti           string
 	issued, expires, auth stamp
+	username              string // "" for none
+	userID                int64  // 0 for none
 }
 
 // A mark in a request template: markByte, then what it stands for.
@@ -415,6 +420,8 @@ const (
 	markFamily = 'F'
 	markJTI    = 'J'
 	markTime   = 'T' // the next time; timeRoles says which
+	markUser   = 'U' // the username, a string
+	markUserID = 'N' // the user id, a number (no quotes)
 )
 
 // maxTimeMarks is how many times a template stands for; more stay text.
@@ -440,7 +447,9 @@ const (
 // have the same template, and the tokens of one client and user (of one
 // client, for client credentials) share it. ok is false when req does not
 // come back byte for byte from the template (the record then keeps it
-// whole); the store never needs to understand it.
+// whole); the store never needs to understand it. The username and user
+// id are marks too, so that the tokens of every user of a client share a
+// template.
 func compactRequest(req []byte, v recordValues, scratch []byte) (tmpl string, roles timeRoles, times [2]stamp, ok bool) {
 	if len(req) == 0 || bytes.IndexByte(req, markByte) >= 0 {
 		return "", roles, times, false
@@ -453,7 +462,7 @@ func compactRequest(req []byte, v recordValues, scratch []byte) (tmpl string, ro
 			if j < 0 {
 				j = len(req) - i
 			}
-			out = append(out, req[i:i+j]...)
+			out = appendMarkingID(out, req[i:i+j], v.userID)
 			i += j
 			continue
 		}
@@ -476,6 +485,8 @@ func compactRequest(req []byte, v recordValues, scratch []byte) (tmpl string, ro
 			mark = markFamily
 		case v.jti != "" && string(str) == v.jti:
 			mark = markJTI
+		case v.username != "" && string(str) == v.username:
+			mark = markUser
 		case marks < maxTimeMarks:
 			t, isTime := parseStamp(str)
 			if !isTime {
@@ -510,6 +521,36 @@ func compactRequest(req []byte, v recordValues, scratch []byte) (tmpl string, ro
 	return string(out), roles, times, true
 }
 
+// appendMarkingID appends seg, outside any string, to out with every
+// number that is id's decimal digits whole replaced by markUserID.
+func appendMarkingID(out, seg []byte, id int64) []byte {
+	if id <= 0 {
+		return append(out, seg...)
+	}
+	var buf [20]byte
+	digits := strconv.AppendInt(buf[:0], id, 10)
+	for k := 0; k < len(seg); {
+		if !isDigit(seg[k]) {
+			out = append(out, seg[k])
+			k++
+			continue
+		}
+		e := k
+		for e < len(seg) && isDigit(seg[e]) {
+			e++
+		}
+		if bytes.Equal(seg[k:e], digits) {
+			out = append(out, markByte, markUserID)
+		} else {
+			out = append(out, seg[k:e]...)
+		}
+		k = e
+	}
+	return out
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
 // parseStamp reads a time that encoding/json writes for a UTC time.Time and
 // that comes back from its stamp as the same text.
 func parseStamp(s []byte) (stamp, bool) {
@@ -537,8 +578,15 @@ func expandRequest(dst []byte, tmpl string, roles timeRoles, v recordValues, tim
 			return append(dst, tmpl...)
 		}
 		dst = append(dst, tmpl[:i]...)
+		if tmpl[i+1] == markUserID {
+			dst = strconv.AppendInt(dst, v.userID, 10)
+			tmpl = tmpl[i+2:]
+			continue
+		}
 		dst = append(dst, '"')
 		switch tmpl[i+1] {
+		case markUser:
+			dst = append(dst, v.username...)
 		case markFamily:
 			dst = append(dst, v.family...)
 		case markJTI:

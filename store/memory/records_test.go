@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -163,5 +164,54 @@ func TestRequestTemplatesShared(t *testing.T) {
 		if tmpl.refs != 3 {
 			t.Errorf("template counted %d times, want 3", tmpl.refs)
 		}
+	}
+}
+
+// TestUserTemplatesShared: the logins of different users of a client share
+// one template (their usernames and ids are marks), and every request
+// comes back byte for byte, whatever numbers and strings beside them look
+// like the user's.
+func TestUserTemplatesShared(t *testing.T) {
+	ctx := context.Background()
+	s := NewWith(Options{})
+	now := time.Now().UTC()
+	if err := s.CreateClient(ctx, bff.Client{ID: "app", Name: "app", Public: true, TokenType: bff.FormatBearer, CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	var users []bff.User
+	for _, name := range []string{"ann", "bob", "12"} {
+		u, err := s.CreateUser(ctx, bff.User{Username: name, Email: name + "@example.com"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, u)
+	}
+	request := func(u bff.User, family string, extra string) string {
+		return fmt.Sprintf(`{"id":"%s","client_id":"app","session":{"user_id":%d,"username":"%s","grant_type":"password"%s}}`,
+			family, u.ID, u.Username, extra)
+	}
+	for i, u := range users {
+		family := fmt.Sprintf("0a1b2c3d-4e5f-4071-8293-a4b5c6d7e8f%d", i)
+		for _, extra := range []string{"", fmt.Sprintf(`,"n":[%d,%d0,1%d,%d.5,-%d],"s":"%s!"`, u.ID, u.ID, u.ID, u.ID, u.ID, u.Username)} {
+			sig := fmt.Sprintf("%042dQ", i*10+len(extra))
+			req := request(u, family, extra)
+			if err := s.ApplyTokenOps(ctx, []store.TokenOp{store.CreateAccessToken{Token: bff.AccessToken{Signature: sig, FamilyID: family,
+				Format: bff.FormatBearer, ClientID: "app", UserID: u.ID, GrantType: bff.GrantPassword, IssuedAt: now,
+				ExpiresAt: now.Add(time.Hour), AuthTime: now, Request: []byte(req)}}}); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := s.GetAccessToken(ctx, sig); err != nil || string(got.Request) != req {
+				t.Errorf("request of %s = %s, %v; want %s", u.Username, got.Request, err, req)
+			}
+		}
+	}
+	plain := 0
+	for text := range s.templates {
+		if !strings.Contains(text, `"n":`) {
+			plain++
+		}
+	}
+	if plain != 1 {
+		t.Errorf("%d templates for the plain logins of three users of one client, want 1", plain)
 	}
 }
