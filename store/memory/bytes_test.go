@@ -37,6 +37,18 @@ func BenchmarkTokenBytes(b *testing.B) {
 			}}})
 		})
 	})
+	b.Run("client_credentials_jwt", func(b *testing.B) {
+		benchTokenBytes(b, 0, liveTokens, 1, func(ctx context.Context, s *memory.Store, i int) error {
+			at := time.Now().UTC()
+			family := newUUID()
+			jwt := fakeJWT()
+			return s.ApplyTokenOps(ctx, []store.TokenOp{store.CreateAccessToken{Token: bff.AccessToken{
+				Signature: jwt[strings.LastIndexByte(jwt, '.')+1:], FamilyID: family, JTI: bff.RandomID(16), Format: bff.FormatJWT,
+				ClientID: "bench-backend", GrantType: bff.GrantClientCredentials, Scopes: []string{"read"}, IssuedAt: at,
+				ExpiresAt: at.Add(time.Hour), Request: serviceRequest(family, "bench-backend", at, 0, ""),
+			}}})
+		})
+	})
 	// A mobile app's logins: its users share the store's interned
 	// records (one per user and token kind) when they hold many families,
 	// and each family pays for its own when every user holds one.
