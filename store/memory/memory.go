@@ -68,7 +68,7 @@ type failureWindow struct {
 }
 
 // DefaultMaxTokens is the cap on the tokens of a store made by New: a full
-// store keeps about 20 MiB (TestDefaultCapHeap: 50,000 tokens of logins,
+// store keeps about 14 MiB (TestDefaultCapHeap: 50,000 tokens of logins,
 // opaque or JWT), so that the process stays under 100 MiB of RSS.
 const DefaultMaxTokens = 50_000
 
@@ -624,7 +624,14 @@ func (s *Store) putAccessLocked(t bff.AccessToken) {
 	r.shape = s.internShape(shapeKey{client: t.ClientID, grant: t.GrantType, format: t.Format, scopes: packScopes(t.Scopes),
 		jkt: t.JKT, roles: roles, keys: keys}, t.Scopes)
 	r.extra = extra.orNil()
-	s.ensureFamilyLocked(t.FamilyID, fam, hashedFamily, r.shape, t.UserID, t.AuthenticatedAt())
+	if t.UserID != 0 {
+		// A user's family has a record from its first token: its user
+		// and auth time are checked for every new token and session. A
+		// family of user-less access tokens (client credentials, one token
+		// each) has none until it is revoked (revokeFamilyLocked) or a
+		// refresh token joins it: ~70 bytes a token less.
+		s.ensureFamilyLocked(t.FamilyID, fam, hashedFamily, r.shape, t.UserID, t.AuthenticatedAt())
+	}
 	s.access[k] = r
 	s.nextExpiry = min(s.nextExpiry, r.expires)
 }
@@ -751,6 +758,20 @@ func (s *Store) ensureFamilyLocked(id string, k famKey, hashed bool, sh *tokenSh
 	}
 }
 
+// recordlessFamilyLocked stores a record for the family id, of key k, of
+// user-less access tokens that has none, from its first token; ok is false
+// when no token is of it.
+func (s *Store) recordlessFamilyLocked(k famKey, id string) (famRec, bool) {
+	for _, t := range s.access {
+		if t.fam == k && t.extra.family(k) == id {
+			_, hashed := famKeyOf(id)
+			s.ensureFamilyLocked(id, k, hashed, t.shape, t.userID, t.auth.time())
+			return s.families[k], true
+		}
+	}
+	return famRec{}, false
+}
+
 func (s *Store) dropAccessLocked(k sigKey, r accessRec) {
 	delete(s.access, k)
 	if jk, ok := r.jtiKey(); ok && s.jtis[jk] == k {
@@ -780,7 +801,12 @@ func (s *Store) revokeFamilyLocked(id string, at time.Time) {
 	}
 	k, f, ok := s.familyLocked(id)
 	if !ok {
-		return
+		// A family of user-less access tokens has no record
+		// (putAccessLocked): one now, revoked, so that it stays so and
+		// gets no new tokens.
+		if f, ok = s.recordlessFamilyLocked(k, id); !ok {
+			return
+		}
 	}
 	if f.revoked == 0 {
 		f.revoked = setStamp(at)

@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -156,8 +157,8 @@ func TestRequestTemplatesShared(t *testing.T) {
 		t.Errorf("%d shapes and %d templates for three tokens of one client, want 1 and 1", len(s.shapes), len(s.templates))
 	}
 	for _, sh := range s.shapes {
-		if sh.refs != 6 { // three tokens, three families
-			t.Errorf("shape counted %d times, want 6", sh.refs)
+		if sh.refs != 3 { // three tokens; their families, of user-less tokens, have no record
+			t.Errorf("shape counted %d times, want 3", sh.refs)
 		}
 	}
 	for _, tmpl := range s.templates {
@@ -213,5 +214,60 @@ func TestUserTemplatesShared(t *testing.T) {
 	}
 	if plain != 1 {
 		t.Errorf("%d templates for the plain logins of three users of one client, want 1", plain)
+	}
+}
+
+// TestRecordlessFamilies: the family of a user-less access token has no
+// record, until it is revoked: then its tokens read revoked, it gets no
+// new token, and pruning its tokens prunes it.
+func TestRecordlessFamilies(t *testing.T) {
+	ctx := context.Background()
+	s := NewWith(Options{})
+	now := time.Now().UTC()
+	if err := s.CreateClient(ctx, bff.Client{ID: "svc", Name: "svc", TokenType: bff.FormatBearer, CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	create := func(sig, family string) error {
+		return s.ApplyTokenOps(ctx, []store.TokenOp{store.CreateAccessToken{Token: bff.AccessToken{Signature: sig, FamilyID: family,
+			Format: bff.FormatBearer, ClientID: "svc", GrantType: bff.GrantClientCredentials, IssuedAt: now, ExpiresAt: now.Add(time.Hour)}}})
+	}
+	for _, family := range []string{"0a1b2c3d-4e5f-4071-8293-a4b5c6d7e8f9", "not-a-uuid"} {
+		t.Run(family, func(t *testing.T) {
+			first, second := family+"-1", family+"-2"
+			if err := create(first, family); err != nil {
+				t.Fatal(err)
+			}
+			if len(s.families) != 0 {
+				t.Fatalf("%d family records for a user-less token", len(s.families))
+			}
+			if err := create(second, family); err != nil {
+				t.Fatalf("a second token of the family: %v", err)
+			}
+			if err := s.ApplyTokenOps(ctx, []store.TokenOp{store.RevokeFamily{FamilyID: family, At: now}}); err != nil {
+				t.Fatal(err)
+			}
+			for _, sig := range []string{first, second} {
+				if got, err := s.GetAccessToken(ctx, sig); err != nil || got.RevokedAt == nil {
+					t.Errorf("%s after its family's revocation: %v, %v", sig, got.RevokedAt, err)
+				}
+			}
+			if err := create(family+"-3", family); !errors.Is(err, bff.ErrTokenRevoked) {
+				t.Errorf("a token of the revoked family: %v, want ErrTokenRevoked", err)
+			}
+			if _, err := s.PruneTokens(ctx, now.Add(2*time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			if len(s.families)+len(s.famIDs)+len(s.access) != 0 {
+				t.Errorf("after pruning: %d families, %d family ids, %d tokens", len(s.families), len(s.famIDs), len(s.access))
+			}
+			// Once pruned, the id is free again, as on PostgreSQL.
+			if err := create(family+"-4", family); err != nil {
+				t.Errorf("a token of a pruned family's id: %v", err)
+			}
+		})
+	}
+	// Revoking a family nothing is of creates nothing.
+	if err := s.ApplyTokenOps(ctx, []store.TokenOp{store.RevokeFamily{FamilyID: "none", At: now}}); err != nil || len(s.families) != 0 {
+		t.Errorf("revoking an unknown family: %v, %d families", err, len(s.families))
 	}
 }
