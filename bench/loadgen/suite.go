@@ -351,14 +351,9 @@ func runSuite(ctx context.Context, args []string, stdout io.Writer) error {
 
 	logf("bounds (%s each)", cfg.boundTime)
 	rep.Bounds.Procs = runtime.GOMAXPROCS(0)
-	if rep.Bounds.RS256All, err = rs256Rate(cfg.boundTime, rep.Bounds.Procs); err != nil {
+	if err := rep.Bounds.measureCPU(cfg.boundTime); err != nil {
 		return err
 	}
-	if rep.Bounds.ArgonAll, err = argon2idRate(cfg.boundTime, rep.Bounds.Procs); err != nil {
-		return err
-	}
-	rep.Bounds.RS256PerCore = rep.Bounds.RS256All / float64(rep.Bounds.Procs)
-	rep.Bounds.ArgonPerCore = rep.Bounds.ArgonAll / float64(rep.Bounds.Procs)
 	if dbURL != "" {
 		rep.Bounds.PG = true
 		rep.Bounds.PoolConns = postgres.DefaultMaxConns() // the service's pool (BFF_DATABASE_MAX_CONNS unset)
@@ -456,6 +451,15 @@ func runSuite(ctx context.Context, args []string, stdout io.Writer) error {
 		sr.Before = before
 		rep.Stores = append(rep.Stores, sr)
 	}
+	// Again, now that the scenarios ran: other work on the machine lowers a
+	// reading, and a bound taken low would flatter every scenario.
+	if err := rep.Bounds.measureCPU(cfg.boundTime); err != nil {
+		return err
+	}
+	rep.assignBounds()
+	logf("bounds again: RS256 %.0f/s, argon2id %.1f/s (the higher readings: %.0f/s, %.1f/s)",
+		rep.Bounds.RS256Readings[len(rep.Bounds.RS256Readings)-1], rep.Bounds.ArgonReadings[len(rep.Bounds.ArgonReadings)-1],
+		rep.Bounds.RS256All, rep.Bounds.ArgonAll)
 	rep.LoadAfter = loadAverage()
 
 	var buf bytes.Buffer
@@ -467,6 +471,54 @@ func runSuite(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	logf("wrote %s", cfg.out)
 	return nil
+}
+
+// measureCPU reads the RS256 and argon2id rates of the machine once more;
+// each bound is the highest reading.
+func (b *bounds) measureCPU(d time.Duration) error {
+	rs, err := rs256Rate(d, b.Procs)
+	if err != nil {
+		return err
+	}
+	argon, err := argon2idRate(d, b.Procs)
+	if err != nil {
+		return err
+	}
+	b.RS256Readings, b.ArgonReadings = append(b.RS256Readings, rs), append(b.ArgonReadings, argon)
+	b.RS256All, b.ArgonAll = slices.Max(b.RS256Readings), slices.Max(b.ArgonReadings)
+	b.RS256PerCore, b.ArgonPerCore = b.RS256All/float64(b.Procs), b.ArgonAll/float64(b.Procs)
+	return nil
+}
+
+// assignBounds gives every measured row its bound and machine bound from
+// the report's bounds.
+func (rep *report) assignBounds() {
+	for i := range rep.Stores {
+		s := &rep.Stores[i]
+		for j := range s.Rows {
+			r := &s.Rows[j]
+			sc, ok := scenarioNamed(r.Scenario)
+			if !ok || sc.name == suiteScenarios[0].name || r.Failed != "" {
+				continue
+			}
+			kinds := append([]bound{boundLoadgen}, sc.bounds...)
+			if s.Store == "postgres" {
+				kinds = append(kinds, sc.pgBounds...)
+			}
+			r.BoundKind, r.Bound = rep.Bounds.tightest(kinds, rep.Cores)
+			r.setMachineBound(rep.Bounds, kinds, rep.Cores)
+		}
+	}
+}
+
+// scenarioNamed is the scenario of a name.
+func scenarioNamed(name string) (suiteScenario, bool) {
+	for _, sc := range suiteScenarios {
+		if sc.name == name {
+			return sc, true
+		}
+	}
+	return suiteScenario{}, false
 }
 
 // measureScenario runs one scenario cfg.runs times in a fresh process.

@@ -765,7 +765,11 @@ func (s *Store) recordlessFamilyLocked(k famKey, id string) (famRec, bool) {
 	for _, t := range s.access {
 		if t.fam == k && t.extra.family(k) == id {
 			_, hashed := famKeyOf(id)
-			s.ensureFamilyLocked(id, k, hashed, t.shape, t.userID, t.auth.time())
+			auth := t.auth // as bff.AccessToken.AuthenticatedAt, which a record would have had
+			if auth == zeroStamp {
+				auth = t.issued
+			}
+			s.ensureFamilyLocked(id, k, hashed, t.shape, t.userID, auth.time())
 			return s.families[k], true
 		}
 	}
