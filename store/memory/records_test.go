@@ -19,11 +19,7 @@ import (
 // written, and a signature is never found under another's key.
 func TestCompactRecordsRoundTrip(t *testing.T) {
 	ctx := context.Background()
-	s := NewWith(Options{})
-	now := time.Now().UTC()
-	if err := s.CreateClient(ctx, bff.Client{ID: "svc", Name: "svc", TokenType: bff.FormatBearer, CreatedAt: now, UpdatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
+	s, now := storeWithClient(t, bff.Client{ID: "svc"})
 	hmacSig := strings.Repeat("A", 42) + "Q" // 43 characters of base64url, 32 bytes
 	uuid := "0a1b2c3d-4e5f-4071-8293-a4b5c6d7e8f9"
 	requestAt := now.Add(-time.Millisecond).Format(time.RFC3339Nano)
@@ -129,15 +125,24 @@ func namesAccessToken(t *testing.T, s *Store, what, sig string, want bff.AccessT
 	}
 }
 
+// storeWithClient is an uncapped store holding c (named after its id, of
+// bearer tokens), and the time it was made at.
+func storeWithClient(t *testing.T, c bff.Client) (*Store, time.Time) {
+	t.Helper()
+	s := NewWith(Options{})
+	now := time.Now().UTC()
+	c.Name, c.TokenType, c.CreatedAt, c.UpdatedAt = c.ID, bff.FormatBearer, now, now
+	if err := s.CreateClient(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	return s, now
+}
+
 // TestRequestTemplatesShared: the requests of a client's tokens share one
 // template, whatever their ids and times.
 func TestRequestTemplatesShared(t *testing.T) {
 	ctx := context.Background()
-	s := NewWith(Options{})
-	now := time.Now().UTC()
-	if err := s.CreateClient(ctx, bff.Client{ID: "svc", Name: "svc", TokenType: bff.FormatBearer, CreatedAt: now, UpdatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
+	s, now := storeWithClient(t, bff.Client{ID: "svc"})
 	for i := range 3 {
 		at := now.Add(time.Duration(i) * time.Second)
 		family := "0a1b2c3d-4e5f-4071-8293-a4b5c6d7e8f" + string(rune('0'+i))
@@ -174,11 +179,7 @@ func TestRequestTemplatesShared(t *testing.T) {
 // like the user's.
 func TestUserTemplatesShared(t *testing.T) {
 	ctx := context.Background()
-	s := NewWith(Options{})
-	now := time.Now().UTC()
-	if err := s.CreateClient(ctx, bff.Client{ID: "app", Name: "app", Public: true, TokenType: bff.FormatBearer, CreatedAt: now, UpdatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
+	s, now := storeWithClient(t, bff.Client{ID: "app", Public: true})
 	var users []bff.User
 	for _, name := range []string{"ann", "bob", "12"} {
 		u, err := s.CreateUser(ctx, bff.User{Username: name, Email: name + "@example.com"})
@@ -222,11 +223,7 @@ func TestUserTemplatesShared(t *testing.T) {
 // new token, and pruning its tokens prunes it.
 func TestRecordlessFamilies(t *testing.T) {
 	ctx := context.Background()
-	s := NewWith(Options{})
-	now := time.Now().UTC()
-	if err := s.CreateClient(ctx, bff.Client{ID: "svc", Name: "svc", TokenType: bff.FormatBearer, CreatedAt: now, UpdatedAt: now}); err != nil {
-		t.Fatal(err)
-	}
+	s, now := storeWithClient(t, bff.Client{ID: "svc"})
 	create := func(sig, family string) error {
 		return s.ApplyTokenOps(ctx, []store.TokenOp{store.CreateAccessToken{Token: bff.AccessToken{Signature: sig, FamilyID: family,
 			Format: bff.FormatBearer, ClientID: "svc", GrantType: bff.GrantClientCredentials, IssuedAt: now, ExpiresAt: now.Add(time.Hour)}}})
